@@ -1,0 +1,524 @@
+"""The ``llm-dispatch`` command line: parse, call the client API, print.
+
+Data (batch ids, JSON, results) goes to stdout; messages for people go to stderr.
+Exit codes: 0 ok, 1 the batch finished with failures, 2 bad usage or input,
+3 a service (database, Redis) cannot be reached, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from dispatcher.errors import DispatcherError, InputError, UsageError
+
+EXIT_FAILURES = 1
+EXIT_INTERRUPTED = 130
+
+
+class AppContext:
+    """What every command shares: the global options and a lazily built Client."""
+
+    def __init__(self, config: str | None, verbose: int, log_format: str):
+        self.config_path = config
+        self.verbose = verbose
+        self.log_format = log_format
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from dispatcher.client import Client
+
+            self._client = Client(self.config_path)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(dir_okay=False),
+    help="Config file (LiteLLM-style model_list). Default: $LLM_DISPATCH_CONFIG, "
+    "else ./llm-dispatch.yaml, else a built-in 'mock' group.",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines for people, or JSON lines for log collectors.",
+)
+@click.version_option(package_name="llm-dispatcher")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, verbose: int, log_format: str) -> None:
+    """Run large batches of LLM chat completions under rate limits, with priorities.
+
+    \b
+    Quick start (no services, no keys; the built-in mock provider answers):
+      llm-dispatch run examples/prompts.jsonl -o results.jsonl
+    Distributed (set redis_url and database_url in the config):
+      llm-dispatch -c prod.yaml submit big.jsonl --priority 5     # prints the batch id
+      llm-dispatch -c prod.yaml worker --processes 2              # on any number of machines
+      llm-dispatch -c prod.yaml watch BATCH_ID
+      llm-dispatch -c prod.yaml results BATCH_ID -o out.jsonl --errors errors.jsonl
+    """
+    from dispatcher.logs import setup_logging
+
+    is_worker = ctx.invoked_subcommand == "worker"
+    setup_logging(max(verbose, 1) if is_worker else verbose, log_format)
+    ctx.obj = AppContext(config, verbose, log_format)
+    ctx.call_on_close(ctx.obj.close)
+
+
+# -- shared options ------------------------------------------------------------------------
+
+def submit_options(function):
+    """Options shared by ``run`` and ``submit``."""
+    options = [
+        click.option("--model", "-m", help="Model group for lines whose body names none."),
+        click.option(
+            "--priority", "-p",
+            help="0 (most urgent) to 9, or urgent/high/normal/low/bulk. Default: config's "
+            "default_priority (5). A line's own 'priority' field wins.",
+        ),
+        click.option("--name", help="A name for the batch, shown by list and status."),
+        click.option(
+            "--metadata", multiple=True, metavar="KEY=VALUE",
+            help="Metadata stored with the batch (repeatable), like OpenAI's batch metadata.",
+        ),
+        click.option(
+            "--skip-invalid", is_flag=True,
+            help="Submit the valid lines and record invalid ones as failed jobs, instead of "
+            "refusing the whole input.",
+        ),
+        click.option(
+            "--completion-window", metavar="DURATION",
+            help="Jobs not started within this time end 'expired' (e.g. 24h). Default: config.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def parse_metadata(pairs: tuple[str, ...]) -> dict[str, str]:
+    metadata = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--metadata expects KEY=VALUE, got {pair!r}")
+        metadata[key] = value
+    return metadata
+
+
+def submit_kwargs(model, priority, name, metadata, skip_invalid, completion_window) -> dict:
+    return dict(
+        model=model,
+        priority=_priority(priority),
+        name=name,
+        metadata=parse_metadata(metadata),
+        skip_invalid=skip_invalid,
+        completion_window=completion_window,
+    )
+
+
+def _priority(value: str | None) -> int | None:
+    if value is None:
+        return None
+    from dispatcher.priority import parse_priority
+
+    try:
+        return parse_priority(value)
+    except ValueError as exc:
+        raise UsageError(f"--priority: {exc}") from None
+
+
+def info(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@contextmanager
+def open_output(path: str | None) -> Iterator:
+    """A binary stream: the file at ``path``, or stdout for None or '-'."""
+    if path in (None, "-"):
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    if target.parent and not target.parent.exists():
+        raise UsageError(f"cannot write {path}: folder {target.parent} does not exist")
+    with target.open("wb") as handle:
+        yield handle
+
+
+def report_submit(result) -> None:
+    if result.invalid:
+        info(f"{result.invalid} invalid line(s) recorded as failed jobs, for example:")
+        for problem in result.problems[:5]:
+            info(f"  {problem.message}")
+    groups = ", ".join(f"{group}: {n}" for group, n in sorted(result.groups.items()))
+    info(f"batch {result.batch_id}: {result.total} requests ({groups or 'none valid'})")
+
+
+def export_results(app: AppContext, batch_id: str, output: str | None, errors: str | None) -> None:
+    with open_output(output) as out:
+        if errors:
+            with open_output(errors) as err:
+                counts = app.client.write_results(batch_id, out, err)
+        else:
+            counts = app.client.write_results(batch_id, out, None)
+    where = output if output not in (None, "-") else "stdout"
+    info(f"{counts.succeeded} results written to {where}")
+    if errors:
+        info(f"{counts.failed} failed requests written to {errors}")
+
+
+def wait_with_progress(app: AppContext, batch_id: str, node=None):
+    """Show progress until the batch ends. Ctrl-C stops the local worker gracefully (if any)."""
+    from dispatcher.console import BatchProgress
+
+    client = app.client
+    interrupted = 0
+    note = ""
+    with BatchProgress() as progress:
+        while True:
+            try:
+                while True:
+                    status = client.wait(batch_id, timeout=0.5, poll_interval=0.5)
+                    if node is not None and node.error is not None:
+                        raise DispatcherError(f"the in-process worker failed: {node.error}")
+                    progress.update(status, note)
+                    if status.done:
+                        return status, interrupted
+                    if node is not None and interrupted and node.wait(timeout=0):
+                        return status, interrupted
+            except KeyboardInterrupt:
+                interrupted += 1
+                if node is None:
+                    return client.status(batch_id), interrupted
+                if interrupted == 1:
+                    grace = client.settings.worker.shutdown_grace
+                    note = f"stopping: finishing calls in flight (up to {grace:.0f}s); Ctrl-C again to abandon them"
+                    node.request_stop()
+                else:
+                    note = "abandoning calls in flight"
+                    node.request_stop(0)
+
+
+# -- commands ------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Where results go (OpenAI batch output format). Default: stdout.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False),
+              help="Also write failed requests here (OpenAI batch error-file format).")
+@click.option("--concurrency", type=click.IntRange(min=1),
+              help="Calls kept in flight by this process. Default: config (256).")
+@submit_options
+@pass_app
+def run(app: AppContext, input_file, output, errors_path, concurrency, **options) -> None:
+    """Submit INPUT, process it in this process, and write the results.
+
+    INPUT is OpenAI batch JSONL (or the short form with body fields at top level);
+    '-' reads stdin. With no redis_url configured this needs no services at all
+    (SQLite file and an in-process queue); with Redis, other workers help too.
+    Ctrl-C stops cleanly; `llm-dispatch watch BATCH_ID` resumes.
+    """
+    client = app.client
+    kwargs = submit_kwargs(**options)
+    node = client.start_worker(concurrency=concurrency)
+    try:
+        result = client.submit(input_file, **kwargs)
+        report_submit(result)
+        status, interrupted = wait_with_progress(app, result.batch_id, node)
+    finally:
+        node.stop()
+    if interrupted and not status.done:
+        info(f"interrupted; nothing is lost. Resume with: llm-dispatch watch {result.batch_id}")
+        sys.exit(EXIT_INTERRUPTED)
+    export_results(app, result.batch_id, output, errors_path)
+    finish(status)
+
+
+@cli.command()
+@click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--idempotency-key", help="If a batch was already submitted with this key, print its id instead of submitting again.")
+@submit_options
+@pass_app
+def submit(app: AppContext, input_file, idempotency_key, **options) -> None:
+    """Validate INPUT and queue it for workers; prints the batch id on stdout.
+
+    The whole input is validated first: unless --skip-invalid is given, one bad line
+    refuses the submission (exit 2) and nothing is stored.
+    """
+    client = app.client
+    result = client.submit(input_file, idempotency_key=idempotency_key, **submit_kwargs(**options))
+    if result.existing:
+        info(f"idempotency key seen before: batch {result.batch_id} already exists")
+    else:
+        report_submit(result)
+        if client.embedded:
+            info("embedded mode (no redis_url): run `llm-dispatch watch "
+                 f"{result.batch_id}` to process it in this machine's process")
+    click.echo(result.batch_id)
+
+
+@cli.command()
+@click.argument("batch_id")
+@click.option("--json", "as_json", is_flag=True, help="Print an OpenAI Batch object (plus usage and cost).")
+@pass_app
+def status(app: AppContext, batch_id: str, as_json: bool) -> None:
+    """Show a batch's state, counts, tokens and cost."""
+    batch = app.client.status(batch_id)
+    if as_json:
+        click.echo(json.dumps(batch.to_openai(), indent=2))
+        return
+    from dispatcher.console import batch_table, out_console
+
+    out_console.print(batch_table(batch))
+
+
+@cli.command(name="list")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--status", "status_filter", help="Only batches in this status (e.g. in_progress).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON list of OpenAI Batch objects.")
+@pass_app
+def list_batches(app: AppContext, limit: int, status_filter: str | None, as_json: bool) -> None:
+    """List recent batches, newest first."""
+    batches = app.client.list(limit=limit, status=status_filter)
+    if as_json:
+        click.echo(json.dumps([b.to_openai() for b in batches], indent=2))
+        return
+    from dispatcher.console import batches_table, out_console
+
+    if not batches:
+        info("no batches yet")
+        return
+    out_console.print(batches_table(batches))
+
+
+@cli.command()
+@click.argument("batch_id")
+@pass_app
+def watch(app: AppContext, batch_id: str) -> None:
+    """Follow a batch until it ends: progress bar, rate, ETA, failures.
+
+    In embedded mode (no redis_url) this process also works on the batch, so a batch
+    whose `run` was interrupted resumes here. Exit code 1 if some requests failed.
+    """
+    client = app.client
+    batch = client.status(batch_id)
+    node = None
+    if client.embedded and not batch.done:
+        info("embedded mode: processing the batch in this process")
+        node = client.start_worker()
+    try:
+        status, interrupted = wait_with_progress(app, batch_id, node)
+    finally:
+        if node is not None:
+            node.stop()
+    if interrupted and not status.done:
+        info(f"stopped watching; nothing is lost. Resume with: llm-dispatch watch {batch_id}")
+        sys.exit(EXIT_INTERRUPTED)
+    finish(status)
+
+
+@cli.command()
+@click.argument("batch_id")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Output file for succeeded requests. Default: stdout.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False),
+              help="Error file for failed, cancelled and expired requests.")
+@pass_app
+def results(app: AppContext, batch_id: str, output: str | None, errors_path: str | None) -> None:
+    """Write a batch's results in OpenAI batch format, in submit order.
+
+    One line per succeeded request; with --errors, one line per failed request in
+    OpenAI's error-file format. Works on unfinished batches too (partial results).
+    """
+    batch = app.client.status(batch_id)
+    if not batch.done:
+        info(f"batch {batch_id} is {batch.status}: these results are partial")
+    export_results(app, batch_id, output, errors_path)
+
+
+@cli.command()
+@click.argument("batch_id")
+@pass_app
+def cancel(app: AppContext, batch_id: str) -> None:
+    """Cancel a batch: queued requests will not run, requests in flight finish.
+
+    Results of finished requests stay retrievable with `results`.
+    """
+    batch = app.client.cancel(batch_id)
+    info(f"batch {batch_id} is {batch.status}: {batch.cancelled} requests cancelled, "
+         f"{batch.succeeded} succeeded, {batch.failed} failed")
+
+
+@cli.command()
+@click.option("--processes", "-p", type=click.IntRange(min=1),
+              help="Worker processes to run (each with its own event loop). Default: config (1).")
+@click.option("--concurrency", type=click.IntRange(min=1),
+              help="Provider calls each process keeps in flight. Default: config (256).")
+@click.option("--groups", help="Comma-separated model groups to serve. Default: all.")
+@pass_app
+def worker(app: AppContext, processes: int | None, concurrency: int | None, groups: str | None) -> None:
+    """Run worker processes that execute queued jobs (needs redis_url for a fleet).
+
+    Start it on as many machines as you like; they share rate limits and the queue
+    through Redis and the database. A worker that dies is restarted, and its jobs are
+    handed to others at once (or after `dead_after` seconds if the machine is lost).
+    SIGTERM/Ctrl-C: stop taking jobs, let calls in flight finish (shutdown_grace), exit.
+    """
+    from workers.supervisor import Supervisor
+
+    client = app.client
+    client.database.check()
+    client.messaging.check()
+    if client.embedded:
+        info("no redis_url configured: this worker finds jobs by polling the database "
+             f"every {client.settings.worker.poll_interval:g}s")
+    chosen = [g.strip() for g in groups.split(",")] if groups else None
+    if chosen:
+        unknown = sorted(set(chosen) - set(client.deployments.groups))
+        if unknown:
+            raise UsageError(f"--groups: unknown model group(s) {', '.join(unknown)}")
+    supervisor = Supervisor(
+        config_path=str(client.config_path) if client.config_path else None,
+        processes=processes or client.settings.worker.processes,
+        concurrency=concurrency,
+        groups=chosen,
+        verbose=max(app.verbose, 1),
+        log_format=app.log_format,
+        database=client.database,
+        shutdown_grace=client.settings.worker.shutdown_grace,
+    )
+    sys.exit(supervisor.run())
+
+
+@cli.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command()
+@pass_app
+def upgrade(app: AppContext) -> None:
+    """Create or migrate the database schema to the current version."""
+    from dispatcher.store.database import Database
+    from dispatcher.store.migrate import current_revision, head_revision
+    from dispatcher.store.migrate import upgrade as run_upgrade
+
+    from dispatcher.config.loader import load_config
+
+    config, _ = load_config(app.config_path)
+    database = Database(config.dispatcher_settings.database_url)
+    try:
+        database.check()
+        before = current_revision(database)
+        run_upgrade(database)
+        after = current_revision(database)
+        if before == after:
+            info(f"{database.display_url}: schema already at revision {after}")
+        else:
+            info(f"{database.display_url}: schema upgraded from {before or 'empty'} to {after} "
+                 f"(head {head_revision(database)})")
+    finally:
+        database.dispose()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
+@pass_app
+def models(app: AppContext, as_json: bool) -> None:
+    """List model groups and their deployments, with limits and prices."""
+    from dispatcher.pricing import price_for
+
+    rows = []
+    for group, deployments in app.client.deployments.by_group.items():
+        for d in deployments:
+            price = price_for(d)
+            rows.append({
+                "group": group,
+                "deployment": d.id,
+                "model": f"{d.provider}/{d.provider_model}",
+                "api_base": d.api_base,
+                "rpm": d.rpm,
+                "tpm": d.tpm,
+                "weight": d.weight,
+                "timeout": d.timeout,
+                "input_cost_per_token": price.input_per_token if price else None,
+                "output_cost_per_token": price.output_per_token if price else None,
+            })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    from dispatcher.console import out_console
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("group", "deployment", "model", "rpm", "tpm", "$/1M in", "$/1M out", "api_base"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["group"], row["deployment"], row["model"],
+            str(row["rpm"] or "-"), str(row["tpm"] or "-"),
+            _per_million(row["input_cost_per_token"]), _per_million(row["output_cost_per_token"]),
+            row["api_base"] or "(in-process)",
+        )
+    out_console.print(table)
+
+
+def _per_million(value: float | None) -> str:
+    return "unknown" if value is None else f"{value * 1e6:.3f}"
+
+
+def finish(status) -> None:
+    """Exit 1 when some requests did not succeed, else 0."""
+    if status.unsuccessful:
+        info(f"{status.unsuccessful} of {status.total} requests did not succeed "
+             f"(see them with: llm-dispatch results {status.id} --errors errors.jsonl)")
+        sys.exit(EXIT_FAILURES)
+
+
+def main() -> None:
+    """Console-script entry: run the CLI and turn our errors into messages and exit codes."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `llm-dispatch results X | head` is fine
+    try:
+        cli.main(prog_name="llm-dispatch", standalone_mode=False)
+    except click.exceptions.Abort:
+        info("aborted")
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except InputError as exc:
+        info(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except DispatcherError as exc:
+        info(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        info("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

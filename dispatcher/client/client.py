@@ -1,0 +1,270 @@
+"""The Python client API; the CLI is a thin layer over it.
+
+    from dispatcher import Client
+
+    client = Client("prod.yaml")                    # or Client() for the usual config lookup
+    batch = client.submit("prompts.jsonl", priority=5)
+    info = client.wait(batch.batch_id)                # BatchInfo once the batch has ended
+    for line in client.results(batch.batch_id):       # OpenAI batch output lines, as dicts
+        print(line["custom_id"], line["response"]["body"]["choices"][0]["message"]["content"])
+
+With no ``redis_url`` configured the client is *embedded*: ``run`` (or ``start_worker``)
+processes jobs in this process with the same engine the worker processes use.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
+
+import orjson
+
+from dispatcher.client.batch_info import BatchInfo
+from dispatcher.client.export import (
+    FAILED_STATUSES,
+    ExportCounts,
+    error_line,
+    iter_job_rows,
+    output_line,
+    write_results,
+)
+from dispatcher.client.submit import SubmitOptions, SubmitResult, submit
+from dispatcher.config.loader import apply_env_overrides, load_config
+from dispatcher.config.schema import DispatcherConfig
+from dispatcher.deployments import Deployments, build_deployments
+from dispatcher.errors import NotFoundError, UsageError
+from dispatcher.intake.reader import Source
+from dispatcher.priority import parse_priority
+from dispatcher.store import batches as batch_sql
+from dispatcher.store import workers as worker_sql
+from dispatcher.store.database import Database
+from dispatcher.store.migrate import ensure_schema
+from dispatcher.store.tables import BatchStatus, JobStatus
+
+Progress = Callable[[BatchInfo], None]
+
+
+class Client:
+    """Submit batches, follow them, read their results."""
+
+    def __init__(
+        self,
+        config: DispatcherConfig | str | os.PathLike | None = None,
+        *,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+    ):
+        if isinstance(config, DispatcherConfig):
+            self.config = apply_env_overrides(config)
+            self.config_path: Path | None = None
+        else:
+            self.config, self.config_path = load_config(config)
+        overrides = {}
+        if database_url:
+            overrides["database_url"] = database_url
+        if redis_url is not None:
+            overrides["redis_url"] = redis_url or None
+        if overrides:
+            settings = self.config.dispatcher_settings.model_copy(update=overrides)
+            self.config = self.config.model_copy(update={"dispatcher_settings": settings})
+        self.settings = self.config.dispatcher_settings
+        self.deployments: Deployments = build_deployments(self.config)
+        self._database: Database | None = None
+        self._messaging = None
+
+    # -- connections -------------------------------------------------------------------
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: jobs run in this process."""
+        return not self.settings.redis_url
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            database = Database(self.settings.database_url)
+            ensure_schema(database)
+            self._database = database
+        return self._database
+
+    @property
+    def messaging(self):
+        if self._messaging is None:
+            from workers.broker import Messaging  # dramatiq is only needed to enqueue
+
+            self._messaging = Messaging(self.settings)
+        return self._messaging
+
+    def close(self) -> None:
+        if self._messaging is not None:
+            self._messaging.close()
+        if self._database is not None:
+            self._database.dispose()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- batches -----------------------------------------------------------------------
+
+    def submit(
+        self,
+        source: Source,
+        *,
+        model: str | None = None,
+        priority: int | str | None = None,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        skip_invalid: bool = False,
+        idempotency_key: str | None = None,
+        completion_window: str | None = None,
+    ) -> SubmitResult:
+        """Validate and enqueue a batch from a JSONL path (``-`` for stdin), a file or dicts."""
+        if model is not None and model not in self.deployments.by_group:
+            raise UsageError(
+                f"unknown model group '{model}' (--model); the config defines: "
+                + ", ".join(sorted(self.deployments.by_group))
+            )
+        options = SubmitOptions(
+            model=model,
+            priority=parse_priority(priority) if priority is not None else None,
+            name=name,
+            metadata=metadata or {},
+            skip_invalid=skip_invalid,
+            idempotency_key=idempotency_key,
+            completion_window=completion_window,
+        )
+        messaging = self.messaging
+        database = self.database
+
+        def check_services() -> None:
+            messaging.check()
+
+        def notify(groups: dict[str, int]) -> None:
+            for group, copies in groups.items():
+                messaging.notify([group], copies)
+
+        return submit(
+            source,
+            options,
+            config=self.config,
+            groups=self.deployments.groups,
+            database=database,
+            check_services=check_services,
+            notify=notify,
+        )
+
+    def status(self, batch_id: str) -> BatchInfo:
+        with self.database.read() as connection:
+            row = batch_sql.get_batch(connection, batch_id)
+        if row is None:
+            raise NotFoundError(f"no batch with id {batch_id} in {self.database.display_url}")
+        return BatchInfo.from_row(row)
+
+    def list(self, *, limit: int = 20, status: str | None = None) -> list[BatchInfo]:
+        with self.database.read() as connection:
+            rows = batch_sql.list_batches(connection, limit=limit, status=status)
+        return [BatchInfo.from_row(row) for row in rows]
+
+    def wait(
+        self,
+        batch_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+        on_progress: Progress | None = None,
+    ) -> BatchInfo:
+        """Poll until the batch ends (or ``timeout`` passes); returns its last state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            info = self.status(batch_id)
+            if on_progress is not None:
+                on_progress(info)
+            if info.done:
+                return info
+            if deadline is not None and time.monotonic() >= deadline:
+                return info
+            time.sleep(poll_interval)
+
+    def cancel(self, batch_id: str) -> BatchInfo:
+        """Queued jobs will not run; in-flight ones finish; the batch ends ``cancelled``."""
+        info = self.status(batch_id)
+        if info.done:
+            return info
+        now = time.time()
+        with self.database.write() as connection:
+            cancelled = batch_sql.cancel_queued_jobs(connection, batch_id, now)
+            batch_sql.add_counters(connection, {batch_id: {"cancelled": cancelled}})
+            batch_sql.set_status(
+                connection,
+                batch_id,
+                BatchStatus.CANCELLING,
+                when=now,
+                from_statuses=[BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS],
+            )
+            batch_sql.finish_if_done(connection, [batch_id], now)
+        return self.status(batch_id)
+
+    # -- results -----------------------------------------------------------------------
+
+    def results(self, batch_id: str, *, failed: bool = False) -> Iterator[dict[str, Any]]:
+        """OpenAI batch output lines (or error lines with ``failed=True``), in submit order."""
+        self.status(batch_id)
+        if failed:
+            for row in iter_job_rows(self.database, batch_id, FAILED_STATUSES):
+                yield orjson.loads(error_line(row))
+        else:
+            for row in iter_job_rows(self.database, batch_id, (JobStatus.SUCCEEDED,)):
+                yield orjson.loads(output_line(row))
+
+    def write_results(
+        self, batch_id: str, output: IO[bytes] | None, errors: IO[bytes] | None = None
+    ) -> ExportCounts:
+        """Stream the output file (succeeded) and the error file (everything else)."""
+        self.status(batch_id)
+        return write_results(self.database, batch_id, output, errors)
+
+    def live_workers(self) -> list:
+        with self.database.read() as connection:
+            return worker_sql.live_workers(
+                connection, time.time(), self.settings.worker.dead_after
+            )
+
+    # -- processing in this process ----------------------------------------------------
+
+    def start_worker(self, *, concurrency: int | None = None):
+        """Start an in-process worker (embedded mode, or to help a distributed fleet)."""
+        from workers.node import WorkerNode
+
+        node = WorkerNode(
+            config=self.config,
+            deployments=self.deployments,
+            database=self.database,
+            messaging=self.messaging,
+            concurrency=concurrency,
+        )
+        node.start()
+        return node
+
+    def run(
+        self,
+        source: Source,
+        *,
+        on_submitted: Callable[[SubmitResult], None] | None = None,
+        on_progress: Progress | None = None,
+        concurrency: int | None = None,
+        **submit_options: Any,
+    ) -> BatchInfo:
+        """Submit and process a batch in this process, returning when it has ended."""
+        node = self.start_worker(concurrency=concurrency)
+        try:
+            result = self.submit(source, **submit_options)
+            if on_submitted is not None:
+                on_submitted(result)
+            return self.wait(result.batch_id, on_progress=on_progress)
+        finally:
+            node.stop()

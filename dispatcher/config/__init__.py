@@ -1,0 +1,1 @@
+"""Configuration: the file format, its lookup, and secrets."""

@@ -1,0 +1,123 @@
+"""Find, read and validate the configuration; turn pydantic errors into key paths.
+
+Lookup order: ``--config``, else ``$LLM_DISPATCH_CONFIG``, else ``./llm-dispatch.yaml``, else
+the built-in default (one ``mock`` group, no keys). ``$LLM_DISPATCH_REDIS_URL`` and
+``$LLM_DISPATCH_DATABASE_URL`` override the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from dispatcher.config.builtin import BUILTIN_CONFIG
+from dispatcher.config.schema import IGNORED_LITELLM_SECTIONS, DispatcherConfig
+from dispatcher.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "LLM_DISPATCH_CONFIG"
+REDIS_URL_ENV = "LLM_DISPATCH_REDIS_URL"
+DATABASE_URL_ENV = "LLM_DISPATCH_DATABASE_URL"
+DEFAULT_CONFIG_FILE = "llm-dispatch.yaml"
+
+
+def find_config_file(explicit: str | os.PathLike | None) -> Path | None:
+    """The config file to read, or None for the built-in default."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (given with --config)")
+        return path
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (given by ${CONFIG_ENV})")
+        return path
+    local = Path(DEFAULT_CONFIG_FILE)
+    return local if local.is_file() else None
+
+
+def load_config(explicit: str | os.PathLike | None = None) -> tuple[DispatcherConfig, Path | None]:
+    """Read and validate the configuration; returns it with the file it came from."""
+    path = find_config_file(explicit)
+    raw = _read_yaml(path) if path else yaml.safe_load(BUILTIN_CONFIG)
+    config = parse_config(raw, source=str(path) if path else "built-in default")
+    return apply_env_overrides(config), path
+
+
+def parse_config(raw: Any, source: str = "config") -> DispatcherConfig:
+    """Validate a parsed YAML document; ConfigError names every bad key path."""
+    if raw is None:
+        raise ConfigError(f"{source}: the file is empty; it needs at least a model_list")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    for section in IGNORED_LITELLM_SECTIONS:
+        if raw.get(section):
+            log.info("%s: section '%s' is LiteLLM proxy configuration and is ignored", source, section)
+    try:
+        return DispatcherConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source} is invalid:\n" + format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError, limit: int = 10) -> str:
+    """One line per problem: ``key.path[0].name: what is wrong``."""
+    lines = []
+    for error in exc.errors()[:limit]:
+        path = _format_loc(error.get("loc", ()))
+        message = error.get("msg", "invalid")
+        message = message.removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown key (check its spelling and the section it is in)"
+        elif error.get("type") == "missing":
+            message = "required key is missing"
+        lines.append(f"  {path or '<top level>'}: {message}")
+    hidden = len(exc.errors()) - limit
+    if hidden > 0:
+        lines.append(f"  ... and {hidden} more")
+    return "\n".join(lines)
+
+
+def _format_loc(loc: tuple) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def apply_env_overrides(config: DispatcherConfig) -> DispatcherConfig:
+    """Environment variables win over the file for where state lives."""
+    settings = config.dispatcher_settings
+    updates: dict[str, Any] = {}
+    if os.environ.get(REDIS_URL_ENV) is not None:
+        updates["redis_url"] = os.environ[REDIS_URL_ENV] or None
+    if os.environ.get(DATABASE_URL_ENV):
+        updates["database_url"] = os.environ[DATABASE_URL_ENV]
+    if not updates:
+        return config
+    return config.model_copy(
+        update={"dispatcher_settings": settings.model_copy(update=updates)}
+    )

@@ -1,0 +1,228 @@
+"""The configuration file's shape, validated once at start.
+
+LiteLLM proxy compatible: ``model_list`` entries (``model_name``, ``litellm_params``,
+``model_info``) and ``router_settings`` keep LiteLLM's names, so an existing config works.
+``dispatcher_settings`` is ours: where state lives and how workers behave.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RoutingStrategyName = Literal[
+    "simple-shuffle",
+    "least-busy",
+    "latency-based-routing",
+    "cost-based-routing",
+    "usage-based-routing",
+    "usage-based-routing-v2",
+]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class LiteLLMParams(BaseModel):
+    """How to call one deployment. Unknown keys are kept and sent as default body fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description="'<provider>/<provider model name>', e.g. openai/gpt-4o-mini")
+    api_base: str | None = None
+    api_key: str | None = Field(default=None, description="literal key or os.environ/NAME")
+    rpm: PositiveInt | None = None
+    tpm: PositiveInt | None = None
+    weight: PositiveFloat | None = None
+    timeout: PositiveFloat | None = None
+    max_parallel_requests: PositiveInt | None = None
+    input_cost_per_token: Annotated[float, Field(ge=0)] | None = None
+    output_cost_per_token: Annotated[float, Field(ge=0)] | None = None
+    extra_headers: dict[str, str] | None = None
+    # Deployments naming the same limit_group share one rpm/tpm budget (providers count per key).
+    limit_group: str | None = None
+    # Options of the built-in mock provider (mock/...); ignored by other providers.
+    mock_latency_ms: NonNegativeFloat = 0.0
+    mock_latency_jitter_ms: NonNegativeFloat = 0.0
+    mock_response: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _has_provider_prefix(cls, value: str) -> str:
+        if "/" not in value or value.startswith("/") or value.endswith("/"):
+            raise ValueError(
+                f"'{value}' has no provider prefix; write '<provider>/<model>', "
+                "for example openai/gpt-4o-mini or mock/echo"
+            )
+        return value
+
+    @property
+    def provider(self) -> str:
+        return self.model.split("/", 1)[0]
+
+    @property
+    def provider_model(self) -> str:
+        return self.model.split("/", 1)[1]
+
+    def body_defaults(self) -> dict[str, Any]:
+        """Extra litellm_params (temperature, max_tokens...) that act as request defaults."""
+        return dict(self.model_extra or {})
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+
+
+class DeploymentConfig(BaseModel):
+    """One ``model_list`` entry: a deployment of the model group ``model_name``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = Field(min_length=1)
+    litellm_params: LiteLLMParams
+    model_info: ModelInfo = Field(default_factory=ModelInfo)
+
+
+FallbackList = list[dict[str, list[str]]]
+
+
+class RouterSettings(BaseModel):
+    """LiteLLM ``router_settings``: routing, retries, fallbacks, cooldowns."""
+
+    model_config = ConfigDict(extra="allow")
+
+    routing_strategy: RoutingStrategyName = "simple-shuffle"
+    routing_strategy_args: dict[str, Any] = Field(default_factory=dict)
+    num_retries: Annotated[int, Field(ge=0)] = 3
+    retry_after: NonNegativeFloat = 0.0
+    timeout: PositiveFloat = 600.0
+    retry_policy: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    model_group_retry_policy: dict[str, dict[str, Annotated[int, Field(ge=0)]]] = Field(
+        default_factory=dict
+    )
+    fallbacks: FallbackList = Field(default_factory=list)
+    default_fallbacks: list[str] = Field(default_factory=list)
+    context_window_fallbacks: FallbackList = Field(default_factory=list)
+    content_policy_fallbacks: FallbackList = Field(default_factory=list)
+    max_fallbacks: Annotated[int, Field(ge=0)] = 5
+    allowed_fails: Annotated[int, Field(ge=0)] = 3
+    cooldown_time: NonNegativeFloat = 5.0
+    disable_cooldowns: bool = False
+
+    @field_validator("retry_policy")
+    @classmethod
+    def _known_error_classes(cls, policy: dict[str, int]) -> dict[str, int]:
+        from dispatcher.providers.errors import RETRY_POLICY_KEYS
+
+        unknown = sorted(set(policy) - set(RETRY_POLICY_KEYS))
+        if unknown:
+            raise ValueError(
+                f"unknown error class {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(RETRY_POLICY_KEYS))}"
+            )
+        return policy
+
+
+class WorkerSettings(BaseModel):
+    """How one worker process behaves. Defaults suit calls that take seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    processes: PositiveInt = 1
+    concurrency: PositiveInt = Field(
+        default=256, description="provider calls one process keeps in flight"
+    )
+    claim_batch: PositiveInt = Field(default=64, description="jobs claimed per SQL round trip")
+    heartbeat_interval: PositiveFloat = Field(default=2.0, description="seconds")
+    dead_after: PositiveFloat = Field(
+        default=15.0, description="seconds without heartbeat before a worker's jobs are taken over"
+    )
+    poll_interval: PositiveFloat = Field(
+        default=2.0, description="idle workers look for work this often (seconds)"
+    )
+    shutdown_grace: NonNegativeFloat = Field(
+        default=30.0, description="seconds in-flight calls may finish after SIGTERM"
+    )
+    result_flush_interval: PositiveFloat = Field(default=0.05, description="seconds")
+    result_flush_size: PositiveInt = 256
+
+
+class DispatcherSettings(BaseModel):
+    """Our own section: where state lives, defaults for submissions, worker tuning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: str = "sqlite:///./llm-dispatch.db"
+    redis_url: str | None = None
+    namespace: str = Field(default="llmd", pattern=r"^[A-Za-z0-9_.:-]+$")
+    default_model: str | None = None
+    default_priority: Annotated[int, Field(ge=0, le=9)] = 5
+    default_max_tokens: PositiveInt = Field(
+        default=1024, description="completion tokens assumed when a request sets no max_tokens"
+    )
+    completion_window: str = "24h"
+    retry_backoff_base: PositiveFloat = Field(
+        default=1.0, description="first backoff (seconds) after a rate limit; doubles per retry"
+    )
+    retry_backoff_cap: PositiveFloat = Field(default=60.0, description="longest backoff (seconds)")
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @field_validator("completion_window")
+    @classmethod
+    def _window_is_a_duration(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?[smhd]", value.strip()):
+            raise ValueError(f"'{value}' is not a duration like 30m, 24h or 7d")
+        return value.strip()
+
+
+# LiteLLM proxy sections we accept so that existing files load, but do not use.
+IGNORED_LITELLM_SECTIONS = ("litellm_settings", "general_settings", "environment_variables")
+
+
+class DispatcherConfig(BaseModel):
+    """The whole configuration file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_list: list[DeploymentConfig] = Field(min_length=1)
+    router_settings: RouterSettings = Field(default_factory=RouterSettings)
+    dispatcher_settings: DispatcherSettings = Field(default_factory=DispatcherSettings)
+    litellm_settings: dict[str, Any] | None = None
+    general_settings: dict[str, Any] | None = None
+    environment_variables: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _references_are_known_groups(self) -> "DispatcherConfig":
+        groups = {d.model_name for d in self.model_list}
+        router = self.router_settings
+
+        def check(name: str, where: str) -> None:
+            if name not in groups:
+                raise ValueError(
+                    f"{where} names model group '{name}', which no model_list entry defines "
+                    f"(known groups: {', '.join(sorted(groups))})"
+                )
+
+        for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+            for i, mapping in enumerate(getattr(router, key)):
+                for source, targets in mapping.items():
+                    check(source, f"router_settings.{key}[{i}]")
+                    for target in targets:
+                        check(target, f"router_settings.{key}[{i}].{source}")
+        for target in router.default_fallbacks:
+            check(target, "router_settings.default_fallbacks")
+        for group in router.model_group_retry_policy:
+            check(group, "router_settings.model_group_retry_policy")
+        default_model = self.dispatcher_settings.default_model
+        if default_model is not None:
+            check(default_model, "dispatcher_settings.default_model")
+        ids = [d.model_info.id for d in self.model_list if d.model_info.id]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"model_info.id must be unique; repeated: {', '.join(duplicates)}")
+        return self

@@ -1,0 +1,169 @@
+"""What the CLI shows people: batch summaries, tables, and a live progress display.
+
+Everything here writes to stderr except where a command's output is data (ids, JSON, results).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from dispatcher.client.batch_info import BatchInfo
+
+# Rich assumes 80 columns when output is not a terminal; tables of ids need more.
+PIPE_WIDTH = 200
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else PIPE_WIDTH)
+out_console = Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
+
+
+def format_ts(value: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else "-"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def format_cost(info: BatchInfo) -> str:
+    text = f"${info.cost:.6f}" if info.cost < 1 else f"${info.cost:,.2f}"
+    if info.cost_unknown:
+        text += f" (+ {info.cost_unknown} calls of unknown price)"
+    return text
+
+
+def batch_table(info: BatchInfo) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("batch", info.id + (f"  ({info.name})" if info.name else "")),
+        ("status", info.status),
+        ("priority", str(info.priority)),
+        ("requests", f"{info.total} total, {info.succeeded} succeeded, {info.failed} failed"
+                     + (f", {info.cancelled} cancelled" if info.cancelled else "")
+                     + (f", {info.expired} expired" if info.expired else "")),
+        ("tokens", f"{info.prompt_tokens:,} prompt + {info.completion_tokens:,} completion"
+                   f" = {info.total_tokens:,}"),
+        ("cost", format_cost(info)),
+        ("created", format_ts(info.created_at)),
+    ]
+    if info.completed_at or info.cancelled_at or info.failed_at or info.expired_at:
+        ended = info.completed_at or info.cancelled_at or info.failed_at or info.expired_at
+        rows.append(("ended", f"{format_ts(ended)} (took {format_duration(ended - info.created_at)})"))
+    if info.input_file:
+        rows.append(("input", info.input_file))
+    if info.error_message:
+        rows.append(("error", info.error_message))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def batches_table(infos: list[BatchInfo]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("id", "status", "prio", "done/total", "failed", "cost", "created", "name"):
+        table.add_column(column)
+    for info in infos:
+        table.add_row(
+            info.id,
+            info.status,
+            str(info.priority),
+            f"{info.finished_requests}/{info.total}",
+            str(info.unsuccessful),
+            f"${info.cost:.4f}",
+            format_ts(info.created_at),
+            info.name or "",
+        )
+    return table
+
+
+class RateMeter:
+    """Requests per second over the last ``window`` seconds of progress samples."""
+
+    def __init__(self, window: float = 15.0):
+        self._samples: deque[tuple[float, int]] = deque()
+        self._window = window
+
+    def add(self, done: int) -> float | None:
+        now = time.monotonic()
+        self._samples.append((now, done))
+        while len(self._samples) > 2 and now - self._samples[0][0] > self._window:
+            self._samples.popleft()
+        first_t, first_done = self._samples[0]
+        if now - first_t < 0.5:
+            return None
+        return (done - first_done) / (now - first_t)
+
+
+class BatchProgress:
+    """A live progress bar (terminal) or a line every few seconds (logs, pipes)."""
+
+    PLAIN_EVERY_S = 5.0
+
+    def __init__(self, console: Console = err_console):
+        self._console = console
+        self._live = console.is_terminal
+        self._rate = RateMeter()
+        self._progress: Progress | None = None
+        self._task = None
+        self._last_plain = 0.0
+
+    def __enter__(self) -> "BatchProgress":
+        if self._live:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+                TextColumn("{task.fields[rate]}"),
+                TextColumn("ETA {task.fields[eta]}"),
+                TextColumn("{task.fields[failures]}"),
+                console=self._console,
+                transient=False,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("", total=1, rate="", eta="?", failures="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def update(self, info: BatchInfo, note: str = "") -> None:
+        done = info.finished_requests
+        rate = self._rate.add(done)
+        remaining = info.total - done
+        eta = format_duration(remaining / rate) if rate else "?"
+        if info.done:
+            eta = "0s"
+        rate_text = f"{rate:,.1f}/s" if rate is not None else ""
+        failures = f"[red]{info.unsuccessful} failed[/red]" if info.unsuccessful else ""
+        description = f"{info.id[:18]} {info.status}" + (f" ({note})" if note else "")
+        if self._progress is not None:
+            self._progress.update(
+                self._task, description=description, total=max(1, info.total),
+                completed=done, rate=rate_text, eta=eta, failures=failures,
+            )
+            return
+        now = time.monotonic()
+        if info.done or now - self._last_plain >= self.PLAIN_EVERY_S:
+            self._last_plain = now
+            print(
+                f"{info.id} {info.status}: {done}/{info.total} done, {info.unsuccessful} failed"
+                + (f", {rate_text}" if rate_text else "")
+                + (f", ETA {eta}" if not info.done else "")
+                + (f" ({note})" if note else ""),
+                file=sys.stderr,
+                flush=True,
+            )

@@ -1,0 +1,1 @@
+"""The worker engine: claim jobs, call providers, record outcomes."""

@@ -1,0 +1,352 @@
+"""The worker engine: one asyncio loop that keeps hundreds of provider calls in flight.
+
+It claims jobs from SQL in priority order when it has free slots, runs each claimed job
+as a task, and hands outcomes to the batched writer. It learns that work exists from hints
+(dramatiq wake messages, retry timers) and, as a safety net, from a slow idle poll, so a
+lost message only delays work, never loses it. It also heartbeats, and takes over the jobs
+of workers whose heartbeat stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from dispatcher.config.schema import DispatcherConfig
+from dispatcher.deployments import Deployments
+from dispatcher.engine.execution import JobRunner
+from dispatcher.engine.outcomes import Outcome
+from dispatcher.engine.retry import RetryPolicy
+from dispatcher.engine.writer import OutcomeWriter
+from dispatcher.errors import ServiceUnavailableError
+from dispatcher.providers.provider_set import ProviderSet
+from dispatcher.routing.router import Router, build_strategy
+from dispatcher.store import jobs as job_sql
+from dispatcher.store import workers as worker_sql
+from dispatcher.store.database import Database, is_transient_error
+from dispatcher.store.jobs import ClaimedJob
+from dispatcher.store.tables import JobStatus
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[Iterable[str]], None]
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class EngineStats:
+    claimed: int = 0
+    finished: int = 0
+    requeued: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+
+class Engine:
+    """Claims, runs and records jobs for one worker process."""
+
+    def __init__(
+        self,
+        *,
+        config: DispatcherConfig,
+        deployments: Deployments,
+        database: Database,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+        groups: Iterable[str] | None = None,
+        notify_others: Notify | None = None,
+    ):
+        settings = config.dispatcher_settings
+        self.worker = settings.worker
+        self.worker_id = worker_id or new_worker_id()
+        self.concurrency = concurrency or self.worker.concurrency
+        self.groups = list(groups) if groups else deployments.groups
+        self._config = config
+        self._deployments = deployments
+        self._database = database
+        self._notify_others = notify_others or (lambda groups: None)
+        self._router = Router(deployments, build_strategy(config.router_settings.routing_strategy))
+        self._retry = RetryPolicy(config.router_settings, settings)
+        self.stats = EngineStats()
+        self._free = self.concurrency
+        self._hot: dict[str, None] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
+        self._grace = self.worker.shutdown_grace
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stop_now: asyncio.Event | None = None
+        self._db_threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="llmd-db"
+        )
+        self.started = concurrent.futures.Future()
+
+    # -- called from other threads -------------------------------------------------------
+
+    def hint(self, group: str) -> None:
+        """Work may be ready in ``group`` (thread-safe; cheap; duplicates are harmless)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._hint_local, group)
+
+    def request_stop(self, grace: float | None = None) -> None:
+        """Stop claiming; let in-flight calls finish within ``grace`` seconds (thread-safe)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._stop_local, grace)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def _db(self, fn, *args, **kwargs):
+        return await self._loop.run_in_executor(
+            self._db_threads, functools.partial(fn, *args, **kwargs)
+        )
+
+    def _write_tx(self, fn, **kwargs):
+        with self._database.write() as connection:
+            return fn(connection, **kwargs)
+
+    def _read_tx(self, fn, **kwargs):
+        with self._database.read() as connection:
+            return fn(connection, **kwargs)
+
+    async def run(self) -> None:
+        """Run until ``request_stop``; on the way out, finish or hand back every claimed job."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stop_now = asyncio.Event()
+        self._providers = ProviderSet(self._deployments, self.concurrency)
+        self._runner = JobRunner(
+            router=self._router,
+            providers=self._providers,
+            retry_policy=self._retry,
+            worker_id=self.worker_id,
+        )
+        self._writer = OutcomeWriter(
+            self._database,
+            self._db,
+            self._on_written,
+            flush_interval=self.worker.result_flush_interval,
+            flush_size=self.worker.result_flush_size,
+        )
+        await self._register()
+        background = [
+            asyncio.create_task(self._writer.run(), name="writer"),
+            asyncio.create_task(self._every(self.worker.heartbeat_interval, self._heartbeat)),
+            asyncio.create_task(self._every(self.worker.poll_interval, self._poll)),
+            asyncio.create_task(self._every(self._reap_interval(), self._reap_dead_workers)),
+        ]
+        writer_task = background[0]
+        self.started.set_result(self.worker_id)
+        for group in self.groups:
+            self._hint_local(group)
+        try:
+            await self._claim_loop(writer_task)
+        finally:
+            await self._shutdown(background, writer_task)
+
+    def _reap_interval(self) -> float:
+        return max(self.worker.heartbeat_interval, self.worker.dead_after / 3)
+
+    async def _claim_loop(self, writer_task: asyncio.Task) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            if writer_task.done():
+                writer_task.result()  # surface a writer crash instead of claiming forever
+            await self._fill_slots()
+
+    async def _fill_slots(self) -> None:
+        while self._free > 0 and self._hot and not self._stopping:
+            for group in list(self._hot):
+                if self._free <= 0 or self._stopping:
+                    return
+                wanted = min(self._free, self.worker.claim_batch)
+                try:
+                    claimed = await self._db(
+                        self._write_tx,
+                        job_sql.claim_jobs,
+                        group=group,
+                        limit=wanted,
+                        worker_id=self.worker_id,
+                        now=time.time(),
+                        postgres=not self._database.is_sqlite,
+                    )
+                except Exception as exc:  # noqa: BLE001
+                    if not (isinstance(exc, ServiceUnavailableError) or is_transient_error(exc)):
+                        raise
+                    log.warning("cannot claim jobs (%s); retrying in 1s", exc)
+                    self._loop.call_later(1.0, self._hint_local, group)
+                    return
+                if len(claimed) < wanted:
+                    self._hot.pop(group, None)
+                for job in claimed:
+                    self._start(job)
+
+    def _start(self, job: ClaimedJob) -> None:
+        self._free -= 1
+        self.stats.claimed += 1
+        self.stats.in_flight += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        task = self._loop.create_task(self._run_job(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_job(self, job: ClaimedJob) -> None:
+        try:
+            outcome = await self._runner.run(job)
+        except asyncio.CancelledError:
+            self.stats.in_flight -= 1
+            raise
+        except Exception as exc:  # a bug, not a provider error: fail the job, keep the worker
+            log.exception("job %s failed inside the dispatcher", job.id)
+            outcome = Outcome(
+                job=job,
+                status=JobStatus.FAILED,
+                finished_at=time.time(),
+                error_code="internal_error",
+                error_message=f"dispatcher error: {type(exc).__name__}: {exc}",
+            )
+        self.stats.in_flight -= 1
+        self._writer.add(outcome)
+
+    def _on_written(self, outcomes: list[Outcome], recorded: set[int]) -> None:
+        self._free += len(outcomes)
+        now = time.time()
+        for outcome in outcomes:
+            if outcome.is_final:
+                self.stats.finished += 1
+            elif outcome.job.id in recorded:
+                self.stats.requeued += 1
+                group = outcome.next_group or outcome.job.model_group
+                self._loop.call_later(max(0.0, outcome.not_before - now), self._hint_local, group)
+        self._wake.set()
+
+    def _hint_local(self, group: str) -> None:
+        if group in self._deployments.by_group and not self._stopping:
+            self._hot[group] = None
+            self._wake.set()
+
+    def _stop_local(self, grace: float | None) -> None:
+        if grace is not None:
+            self._grace = min(self._grace, grace) if self._stopping else grace
+        self._stopping = True
+        self._wake.set()
+        if self._grace <= 0:
+            self._stop_now.set()
+
+    async def _every(self, seconds: float, action) -> None:
+        while not self._stopping:
+            await asyncio.sleep(seconds)
+            if self._stopping:
+                return
+            try:
+                await action()
+            except Exception as exc:  # noqa: BLE001 - housekeeping must not kill the worker
+                log.warning("%s failed: %s", getattr(action, "__name__", action), exc)
+
+    async def _register(self) -> None:
+        await self._db(
+            self._write_tx,
+            worker_sql.register_worker,
+            worker_id=self.worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self.concurrency,
+            groups=self.groups,
+            now=time.time(),
+        )
+
+    async def _heartbeat(self) -> None:
+        alive = await self._db(
+            self._write_tx, worker_sql.heartbeat, worker_id=self.worker_id, now=time.time()
+        )
+        if not alive:
+            log.warning(
+                "this worker was declared dead by another one (its jobs were handed over); "
+                "registering again"
+            )
+            await self._register()
+
+    async def _poll(self) -> None:
+        if self._free > 0:
+            for group in self.groups:
+                self._hint_local(group)
+
+    async def _reap_dead_workers(self) -> None:
+        now = time.time()
+        dead = await self._db(
+            self._read_tx, worker_sql.dead_workers, now=now, dead_after=self.worker.dead_after
+        )
+        for worker_id in dead:
+            if worker_id == self.worker_id:
+                continue
+            released = await self._db(
+                self._write_tx,
+                worker_sql.reap_worker,
+                worker_id=worker_id,
+                now=now,
+                reason=f"worker {worker_id} stopped sending heartbeats",
+            )
+            if released:
+                groups = {group for _, _, group, _ in released}
+                log.warning(
+                    "worker %s is dead; %d of its jobs are queued again", worker_id, len(released)
+                )
+                for group in groups:
+                    self._hint_local(group)
+                self._notify_others(groups)
+
+    async def _shutdown(self, background: list[asyncio.Task], writer_task: asyncio.Task) -> None:
+        self._stopping = True
+        if self._tasks:
+            log.info(
+                "stopping: waiting up to %.0fs for %d calls in flight", self._grace, len(self._tasks)
+            )
+            stop_now = asyncio.create_task(self._stop_now.wait())
+            deadline = time.monotonic() + self._grace
+            while self._tasks and not stop_now.done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                await asyncio.wait(
+                    [*self._tasks, stop_now], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            stop_now.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._writer.close()
+        try:
+            await writer_task
+        finally:
+            for task in background[1:]:
+                task.cancel()
+            await asyncio.gather(*background[1:], return_exceptions=True)
+            released = await self._db(
+                self._write_tx,
+                job_sql.release_worker_jobs,
+                worker_id=self.worker_id,
+                now=time.time(),
+                reason="worker stopped before the call finished",
+            )
+            if released:
+                log.info("handed %d unfinished jobs back to the queue", len(released))
+                self._notify_others({group for _, _, group, _ in released})
+            await self._db(
+                self._write_tx, worker_sql.mark_stopped, worker_id=self.worker_id, now=time.time()
+            )
+            await self._providers.aclose()
+            self._db_threads.shutdown(wait=False)

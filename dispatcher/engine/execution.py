@@ -1,0 +1,186 @@
+"""Runs one claimed job: pick a deployment, call it, turn the answer into an Outcome."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+
+from dispatcher.config.secrets import redact
+from dispatcher.deployments import Deployment
+from dispatcher.engine.outcomes import AttemptRecord, Outcome
+from dispatcher.engine.retry import RetryPolicy
+from dispatcher.pricing import price_for
+from dispatcher.providers.provider_set import ProviderSet
+from dispatcher.providers import errors as pe
+from dispatcher.providers.base import Completion
+from dispatcher.routing.router import Router
+from dispatcher.store.jobs import ClaimedJob
+from dispatcher.store.tables import JobStatus
+
+log = logging.getLogger(__name__)
+
+
+def request_body(job_body: str, deployment: Deployment) -> bytes:
+    """The JSON sent to the provider: the stored body with ``model`` set for this deployment.
+
+    Stored bodies never hold ``model`` (the group is a column), so the common case splices
+    bytes instead of parsing and re-encoding the body.
+    """
+    if deployment.body_defaults:
+        body = {**deployment.body_defaults, **orjson.loads(job_body)}
+        body["model"] = deployment.provider_model
+        return orjson.dumps(body)
+    model = orjson.dumps(deployment.provider_model)
+    rest = job_body.encode()[1:]
+    separator = b"" if rest.lstrip().startswith(b"}") else b","
+    return b'{"model":' + model + separator + rest
+
+
+class JobRunner:
+    """Executes claimed jobs for one worker process."""
+
+    def __init__(
+        self,
+        *,
+        router: Router,
+        providers: ProviderSet,
+        retry_policy: RetryPolicy,
+        worker_id: str,
+    ):
+        self._router = router
+        self._providers = providers
+        self._retry = retry_policy
+        self._worker_id = worker_id
+        self._prices = {}
+
+    async def run(self, job: ClaimedJob) -> Outcome:
+        deployment = self._router.choose(job.model_group)
+        if deployment is None:
+            return _fail_without_call(
+                job,
+                "unknown_model_group",
+                f"model group '{job.model_group}' is not in this worker's configuration",
+            )
+        started_wall = time.time()
+        started = time.monotonic()
+        try:
+            completion = await self._providers.get(deployment.id).complete(
+                request_body(job.body, deployment), deployment.timeout
+            )
+        except pe.ProviderError as error:
+            latency_ms = (time.monotonic() - started) * 1000
+            return self._failure(job, deployment, error, started_wall, latency_ms)
+        latency_ms = (time.monotonic() - started) * 1000
+        return self._success(job, deployment, completion, started_wall, latency_ms)
+
+    def _cost(self, deployment: Deployment, completion: Completion) -> float | None:
+        if completion.usage is None:
+            return None
+        if deployment.id not in self._prices:
+            self._prices[deployment.id] = price_for(deployment)
+        price = self._prices[deployment.id]
+        return price.cost(completion.usage) if price is not None else None
+
+    def _success(
+        self,
+        job: ClaimedJob,
+        deployment: Deployment,
+        completion: Completion,
+        started_wall: float,
+        latency_ms: float,
+    ) -> Outcome:
+        now = time.time()
+        cost = self._cost(deployment, completion)
+        attempt = AttemptRecord(
+            number=job.attempts + 1,
+            model_group=job.model_group,
+            deployment_id=deployment.id,
+            worker_id=self._worker_id,
+            started_at=started_wall,
+            ended_at=now,
+            latency_ms=latency_ms,
+            outcome="success",
+            status_code=completion.status_code,
+            usage=completion.usage,
+            cost=cost,
+            request_id=completion.request_id,
+        )
+        return Outcome(
+            job=job,
+            status=JobStatus.SUCCEEDED,
+            finished_at=now,
+            attempt=attempt,
+            response_status=completion.status_code,
+            response=completion.body.decode("utf-8", errors="replace"),
+            request_id=completion.request_id,
+            deployment_id=deployment.id,
+            usage=completion.usage,
+            cost=cost,
+            latency_ms=latency_ms,
+        )
+
+    def _failure(
+        self,
+        job: ClaimedJob,
+        deployment: Deployment,
+        error: pe.ProviderError,
+        started_wall: float,
+        latency_ms: float,
+    ) -> Outcome:
+        now = time.time()
+        message = redact(error.message) or error.code
+        attempt = AttemptRecord(
+            number=job.attempts + 1,
+            model_group=job.model_group,
+            deployment_id=deployment.id,
+            worker_id=self._worker_id,
+            started_at=started_wall,
+            ended_at=now,
+            latency_ms=latency_ms,
+            outcome="error",
+            error_class=error.error_class,
+            status_code=error.status_code,
+            error_message=message,
+            request_id=error.request_id,
+        )
+        allowed = self._retry.retries_allowed(job.model_group, error)
+        if job.retries < allowed:
+            delay = self._retry.delay(error, job.retries)
+            log.debug("job %s: %s; retry %d/%d in %.2fs", job.id, error.code, job.retries + 1, allowed, delay)
+            return Outcome(
+                job=job,
+                status=JobStatus.QUEUED,
+                finished_at=now,
+                attempt=attempt,
+                error_code=error.code,
+                error_message=message,
+                not_before=now + delay,
+                retries=job.retries + 1,
+                groups_tried=job.groups_tried,
+            )
+        return Outcome(
+            job=job,
+            status=JobStatus.FAILED,
+            finished_at=now,
+            attempt=attempt,
+            response_status=error.status_code,
+            response=redact(error.body),
+            request_id=error.request_id,
+            error_code=error.code,
+            error_message=message,
+            deployment_id=deployment.id,
+            latency_ms=latency_ms,
+            groups_tried=job.groups_tried,
+        )
+
+
+def _fail_without_call(job: ClaimedJob, code: str, message: str) -> Outcome:
+    return Outcome(
+        job=job,
+        status=JobStatus.FAILED,
+        finished_at=time.time(),
+        error_code=code,
+        error_message=message,
+    )

@@ -1,0 +1,150 @@
+"""Writes outcomes in batches: one transaction for many jobs, never a lost result.
+
+Slots are freed only after an outcome is committed, so a slow database slows claiming
+instead of growing memory. A flush that fails on a connection error is retried until the
+database is back; the outcomes stay in memory meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Awaitable, Callable
+
+from dispatcher.engine.outcomes import Outcome
+from dispatcher.errors import ServiceUnavailableError
+from dispatcher.store import batches as batch_sql
+from dispatcher.store import jobs as job_sql
+from dispatcher.store.database import Database, is_transient_error
+from dispatcher.store.tables import JobStatus
+
+log = logging.getLogger(__name__)
+
+RunInThread = Callable[..., Awaitable]
+MAX_RETRY_WAIT_S = 5.0
+
+
+def write_outcomes(database: Database, outcomes: list[Outcome]) -> set[int]:
+    """Apply outcomes in one transaction; returns the job ids whose result was recorded.
+
+    A job whose claim moved on (its worker was judged dead and the job was taken over) keeps
+    the other worker's result: its outcome here is dropped, but its attempt row is kept,
+    because the provider call did happen.
+    """
+    now = time.time()
+    with database.write() as connection:
+        claims = {o.job.id: o.job.claim for o in outcomes}
+        valid = job_sql.still_claimed(connection, claims, postgres=not database.is_sqlite)
+        finals = [o.finish_row() for o in outcomes if o.is_final and o.job.id in valid]
+        requeues = [o.requeue_row() for o in outcomes if not o.is_final and o.job.id in valid]
+        job_sql.finish_jobs(connection, finals)
+        job_sql.requeue_jobs(connection, requeues)
+        job_sql.insert_attempts(
+            connection, [o.attempt.row(o.job) for o in outcomes if o.attempt is not None]
+        )
+        batch_sql.add_counters(connection, _batch_deltas(outcomes, valid))
+        batch_sql.finish_if_done(
+            connection, {o.job.batch_id for o in outcomes if o.is_final}, now
+        )
+    return valid
+
+
+def _batch_deltas(outcomes: list[Outcome], valid: set[int]) -> dict[str, dict[str, float]]:
+    deltas: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for outcome in outcomes:
+        delta = deltas[outcome.job.batch_id]
+        if outcome.is_final and outcome.job.id in valid:
+            key = "succeeded" if outcome.status == JobStatus.SUCCEEDED else "failed"
+            delta[key] += 1
+        attempt = outcome.attempt
+        if attempt is not None and attempt.usage is not None:
+            usage = attempt.usage
+            delta["prompt_tokens"] += usage.prompt_tokens
+            delta["completion_tokens"] += usage.completion_tokens
+            delta["total_tokens"] += usage.total_tokens
+            delta["cached_tokens"] += usage.cached_tokens or 0
+            if attempt.cost is None:
+                delta["cost_unknown"] += 1
+            else:
+                delta["cost"] += attempt.cost
+    return deltas
+
+
+class OutcomeWriter:
+    """Collects outcomes from job tasks and flushes them in batches."""
+
+    def __init__(
+        self,
+        database: Database,
+        run_in_thread: RunInThread,
+        on_written: Callable[[list[Outcome], set[int]], None],
+        *,
+        flush_interval: float,
+        flush_size: int,
+    ):
+        self._database = database
+        self._run_in_thread = run_in_thread
+        self._on_written = on_written
+        self._flush_interval = flush_interval
+        self._flush_size = flush_size
+        self._pending: list[Outcome] = []
+        self._has_pending = asyncio.Event()
+        self._full = asyncio.Event()
+        self._closing = False
+
+    def add(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._has_pending.set()
+        if len(self._pending) >= self._flush_size:
+            self._full.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def run(self) -> None:
+        """Flush until ``close`` is called and nothing is left."""
+        while True:
+            await self._has_pending.wait()
+            if not self._closing and len(self._pending) < self._flush_size:
+                # Let a few more outcomes arrive so one transaction carries many.
+                try:
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._full.wait()
+                except TimeoutError:
+                    pass
+            batch, self._pending = self._pending, []
+            self._has_pending.clear()
+            self._full.clear()
+            if batch:
+                await self._flush(batch)
+            if self._closing and not self._pending:
+                return
+
+    async def _flush(self, batch: list[Outcome]) -> None:
+        wait = 0.1
+        while True:
+            try:
+                valid = await self._run_in_thread(write_outcomes, self._database, batch)
+                break
+            except Exception as exc:  # noqa: BLE001 - decide below whether to retry
+                if not (isinstance(exc, ServiceUnavailableError) or is_transient_error(exc)):
+                    raise
+                log.warning(
+                    "could not record %d results (%s); retrying in %.1fs",
+                    len(batch), exc, wait,
+                )
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, MAX_RETRY_WAIT_S)
+        stale = len(batch) - len([o for o in batch if o.job.id in valid])
+        if stale:
+            log.info("%d results were dropped: their jobs had been taken over", stale)
+        self._on_written(batch, valid)
+
+    async def close(self) -> None:
+        """Ask ``run`` to flush what is left and return."""
+        self._closing = True
+        self._has_pending.set()
+        self._full.set()

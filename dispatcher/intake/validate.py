@@ -1,0 +1,226 @@
+"""Validation of one submitted request line, into a job spec or a problem report.
+
+Two line shapes are accepted:
+
+* OpenAI batch: ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``
+* short form: body fields at the top level, ``{"custom_id": .., "messages": [..], ..}``
+
+Either may carry a top-level ``priority`` (0-9 or a name) overriding the batch's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Collection
+
+import orjson
+
+from dispatcher.priority import parse_priority
+from dispatcher.tokens import estimate_prompt_tokens, requested_completion_tokens
+
+SUPPORTED_URLS = ("/v1/chat/completions", "/chat/completions")
+MAX_CUSTOM_ID_LENGTH = 512
+ENVELOPE_KEYS = {"custom_id", "method", "url", "body", "priority"}
+# Fields that would let a request redirect a call or pick a credential: config decides these.
+FORBIDDEN_BODY_KEYS = {
+    "api_key": "keys come from the config (api_key: os.environ/NAME), never from requests",
+    "api_base": "the endpoint comes from the config's model_list, not from requests",
+    "base_url": "the endpoint comes from the config's model_list, not from requests",
+    "api_version": "set api_version in the config's litellm_params",
+    "extra_headers": "set extra_headers in the config's litellm_params",
+}
+
+
+@dataclass(slots=True)
+class Problem:
+    """Why a line was refused, in OpenAI's batch error shape."""
+
+    line: int
+    code: str
+    message: str
+    param: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "param": self.param, "line": self.line}
+
+
+@dataclass(slots=True)
+class JobSpec:
+    """A valid request, ready to store."""
+
+    line: int
+    custom_id: str
+    model_group: str
+    body: str  # compact JSON without "model"
+    priority: int | None
+    est_prompt_tokens: int
+    est_completion_tokens: int
+
+
+class LineValidator:
+    """Validates lines of one submission (remembers custom_ids to refuse duplicates)."""
+
+    def __init__(
+        self,
+        *,
+        known_groups: Collection[str],
+        default_group: str | None,
+        default_max_tokens: int,
+    ):
+        self._groups = set(known_groups)
+        self._default_group = default_group
+        self._default_max_tokens = default_max_tokens
+        self._seen_ids: dict[str, int] = {}
+
+    def validate(self, line_no: int, raw: bytes | str | dict) -> JobSpec | Problem:
+        if isinstance(raw, dict):
+            data: Any = raw
+        else:
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                return Problem(line_no, "invalid_json", f"line {line_no}: not valid JSON ({exc})")
+        if not isinstance(data, dict):
+            return Problem(
+                line_no, "invalid_request", f"line {line_no}: expected a JSON object, got {type(data).__name__}"
+            )
+        try:
+            return self._spec(line_no, data)
+        except _Refused as refused:
+            return Problem(line_no, refused.code, f"line {line_no}: {refused}", refused.param)
+
+    def storable_id_for_invalid(self, line_no: int, raw: bytes | str | dict) -> str:
+        """A custom_id under which an invalid line can be stored as a failed job (skip-invalid)."""
+        data = raw
+        if not isinstance(raw, dict):
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                data = None
+        candidate = data.get("custom_id") if isinstance(data, dict) else None
+        if not isinstance(candidate, str) or not candidate or len(candidate) > MAX_CUSTOM_ID_LENGTH:
+            candidate = f"line-{line_no}"
+        while candidate in self._seen_ids:
+            candidate = f"{candidate}-line-{line_no}"
+        self._seen_ids[candidate] = line_no
+        return candidate
+
+    def _spec(self, line_no: int, data: dict) -> JobSpec:
+        custom_id = self._custom_id(line_no, data)
+        priority = None
+        if "priority" in data:
+            try:
+                priority = parse_priority(data["priority"])
+            except ValueError as exc:
+                raise _Refused("invalid_priority", str(exc), "priority") from None
+        body = self._body(data)
+        self._check_body(body)
+        group = body.pop("model", None) or self._default_group
+        if not group:
+            raise _Refused(
+                "missing_model",
+                "no model group: set body.model, pass --model, or set dispatcher_settings.default_model",
+                "body.model",
+            )
+        if not isinstance(group, str) or group not in self._groups:
+            raise _Refused(
+                "unknown_model",
+                f"unknown model group '{group}'; the config defines: {', '.join(sorted(self._groups))}",
+                "body.model",
+            )
+        self._seen_ids[custom_id] = line_no
+        return JobSpec(
+            line=line_no,
+            custom_id=custom_id,
+            model_group=group,
+            body=orjson.dumps(body).decode(),
+            priority=priority,
+            est_prompt_tokens=estimate_prompt_tokens(body),
+            est_completion_tokens=requested_completion_tokens(body, self._default_max_tokens),
+        )
+
+    def _custom_id(self, line_no: int, data: dict) -> str:
+        if "custom_id" not in data or data["custom_id"] is None:
+            custom_id = f"line-{line_no}"
+            suffix = 1
+            while custom_id in self._seen_ids:
+                suffix += 1
+                custom_id = f"line-{line_no}-{suffix}"
+            return custom_id
+        custom_id = data["custom_id"]
+        if not isinstance(custom_id, str) or not custom_id:
+            raise _Refused("invalid_custom_id", "custom_id must be a non-empty string", "custom_id")
+        if len(custom_id) > MAX_CUSTOM_ID_LENGTH:
+            raise _Refused(
+                "invalid_custom_id",
+                f"custom_id is longer than {MAX_CUSTOM_ID_LENGTH} characters",
+                "custom_id",
+            )
+        first = self._seen_ids.get(custom_id)
+        if first is not None:
+            raise _Refused(
+                "duplicate_custom_id",
+                f"custom_id '{custom_id}' was already used on line {first}",
+                "custom_id",
+            )
+        return custom_id
+
+    def _body(self, data: dict) -> dict:
+        if "body" in data or "url" in data or "method" in data:
+            method = data.get("method", "POST")
+            if not isinstance(method, str) or method.upper() != "POST":
+                raise _Refused("invalid_method", f"method must be POST, got {method!r}", "method")
+            url = data.get("url", "/v1/chat/completions")
+            if url not in SUPPORTED_URLS:
+                raise _Refused(
+                    "invalid_url",
+                    f"url {url!r} is not supported; use /v1/chat/completions",
+                    "url",
+                )
+            extra = sorted(set(data) - ENVELOPE_KEYS)
+            if extra:
+                raise _Refused(
+                    "invalid_request",
+                    f"unexpected top-level key(s) {', '.join(extra)}; request fields go inside body",
+                    extra[0],
+                )
+            body = data.get("body")
+            if not isinstance(body, dict):
+                raise _Refused("invalid_body", "body must be a JSON object", "body")
+            return dict(body)
+        return {k: v for k, v in data.items() if k not in ("custom_id", "priority")}
+
+    def _check_body(self, body: dict) -> None:
+        for key, why in FORBIDDEN_BODY_KEYS.items():
+            if key in body:
+                raise _Refused("forbidden_field", f"body.{key} is not allowed: {why}", f"body.{key}")
+        if body.get("stream"):
+            raise _Refused(
+                "invalid_request", "stream: true is not supported for batch requests", "body.stream"
+            )
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise _Refused(
+                "missing_messages", "body.messages must be a non-empty list", "body.messages"
+            )
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise _Refused(
+                    "invalid_messages",
+                    f"body.messages[{index}] must be an object with a 'role'",
+                    f"body.messages[{index}]",
+                )
+        for key in ("max_tokens", "max_completion_tokens"):
+            value = body.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise _Refused("invalid_request", f"body.{key} must be a positive integer", f"body.{key}")
+        model = body.get("model")
+        if model is not None and not isinstance(model, str):
+            raise _Refused("unknown_model", "body.model must be a string naming a model group", "body.model")
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str, param: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.param = param

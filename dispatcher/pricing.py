@@ -1,0 +1,58 @@
+"""Cost of a provider call: deployment prices from config, else the shipped price table.
+
+An unknown price is ``None`` (unknown), never zero: totals count such calls separately.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from dispatcher.deployments import Deployment
+from dispatcher.providers.base import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input_per_token: float
+    output_per_token: float
+    cached_input_per_token: float | None = None
+
+    def cost(self, usage: Usage) -> float:
+        cached = usage.cached_tokens or 0
+        if self.cached_input_per_token is None:
+            cached = 0
+        uncached_prompt = max(0, usage.prompt_tokens - cached)
+        total = uncached_prompt * self.input_per_token + usage.completion_tokens * self.output_per_token
+        if cached:
+            total += cached * (self.cached_input_per_token or 0.0)
+        return total
+
+
+@lru_cache(maxsize=1)
+def price_table() -> dict[str, Price]:
+    """Model name -> price, from ``dispatcher/data/prices.json``."""
+    raw = json.loads(resources.files("dispatcher.data").joinpath("prices.json").read_text())
+    table = {}
+    for name, entry in raw["models"].items():
+        table[name] = Price(
+            entry["input_cost_per_token"],
+            entry["output_cost_per_token"],
+            entry.get("cache_read_input_token_cost"),
+        )
+    return table
+
+
+def price_for(deployment: Deployment) -> Price | None:
+    """The deployment's own prices when configured, else the table's entry for its model."""
+    if deployment.input_cost_per_token is not None or deployment.output_cost_per_token is not None:
+        return Price(deployment.input_cost_per_token or 0.0, deployment.output_cost_per_token or 0.0)
+    if deployment.adapter == "mock":
+        return Price(0.0, 0.0)
+    table = price_table()
+    for name in (f"{deployment.provider}/{deployment.provider_model}", deployment.provider_model):
+        if name in table:
+            return table[name]
+    return None

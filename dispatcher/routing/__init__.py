@@ -1,0 +1,1 @@
+"""Choosing a deployment inside a model group."""

@@ -1,0 +1,1 @@
+"""Persistence: schema, migrations and the SQL statements of the hot paths."""

@@ -1,0 +1,172 @@
+"""Connections to the database: SQLite (the default) or PostgreSQL.
+
+SQLite runs in WAL mode with writes in ``BEGIN IMMEDIATE`` transactions, so several
+processes can share one file: writers queue on the lock (busy timeout) instead of failing
+when a read transaction tries to upgrade. Readers use a second engine with plain deferred
+transactions so that ``watch`` never blocks a worker's writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from dispatcher.config.secrets import redact_url
+from dispatcher.errors import ServiceUnavailableError
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Database:
+    """A writer and a reader engine over one database URL."""
+
+    def __init__(self, url: str, *, pool_size: int = 5):
+        self.url = normalize_url(url)
+        self.display_url = redact_url(self.url) or ""
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        self.is_sqlite = self.dialect == "sqlite"
+        if self.is_sqlite:
+            self.sqlite_path = parsed.database or ""
+            self.writer = self._sqlite_engine(immediate=True)
+            self.reader = self._sqlite_engine(immediate=False)
+        elif self.dialect == "postgresql":
+            self.sqlite_path = None
+            self.writer = sa.create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+            )
+            self.reader = self.writer
+        else:
+            raise ServiceUnavailableError(
+                f"unsupported database URL {self.display_url}: use sqlite:///path.db "
+                "or postgresql+psycopg://user@host/db"
+            )
+
+    def _sqlite_engine(self, *, immediate: bool) -> Engine:
+        engine = sa.create_engine(
+            self.url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record):
+            # Let SQLAlchemy's "begin" event decide how transactions start.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection):
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that may write; commits on success, rolls back on error."""
+        with self._translate_errors(), self.writer.begin() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (never blocks writers on SQLite)."""
+        with self._translate_errors(), self.reader.begin() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.OperationalError as exc:
+            if is_connection_error(exc):
+                raise ServiceUnavailableError(
+                    f"cannot reach the database at {self.display_url}: {_first_line(exc)}"
+                ) from exc
+            raise
+
+    def check(self) -> None:
+        """Raise ServiceUnavailableError naming the URL when the database cannot be reached."""
+        if self.is_sqlite and self.sqlite_path and self.sqlite_path != ":memory:":
+            parent = Path(self.sqlite_path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise ServiceUnavailableError(
+                    f"cannot open the database at {self.display_url}: folder {parent} does not exist"
+                )
+        with self.read() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    def sqlite_file_is_new(self) -> bool:
+        if not self.is_sqlite or not self.sqlite_path or self.sqlite_path == ":memory:":
+            return False
+        path = Path(self.sqlite_path).expanduser()
+        return not path.exists() or path.stat().st_size == 0
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        if self.reader is not self.writer:
+            self.reader.dispose()
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True for errors that mean the server is unreachable (worth waiting and retrying)."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    hints = (
+        "connection refused",
+        "could not connect",
+        "connection failed",
+        "server closed the connection",
+        "terminating connection",
+        "connection timed out",
+        "unable to open database file",
+        "no route to host",
+        "the database system is starting up",
+        "the database system is shutting down",
+        "connection is closed",
+        "consuming input failed",
+    )
+    return any(hint in text for hint in hints)
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Connection loss, or SQLite busy/locked: retrying the whole transaction can succeed."""
+    if is_connection_error(exc):
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "database is locked" in text or "deadlock detected" in text or "could not serialize" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def now() -> float:
+    return time.time()
+
+
+def default_sqlite_path_hint(url: str) -> str:
+    return os.path.abspath(make_url(normalize_url(url)).database or "")

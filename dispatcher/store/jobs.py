@@ -1,0 +1,251 @@
+"""The hot-path statements on jobs: insert, claim, record outcomes, release.
+
+Every statement works on many jobs at once (one round trip per chunk), because per-job SQL
+would cost more CPU than the provider call itself. A result is written only if the job is
+still ``running`` under the same ``claim`` number the worker got: that fence turns
+at-least-once delivery into exactly one recorded result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dispatcher.store.tables import JobStatus, attempts, jobs
+
+INSERT_CHUNK = 2000
+
+
+@dataclass(slots=True)
+class ClaimedJob:
+    """A job this worker won the right to run (``claim`` fences its result)."""
+
+    id: int
+    batch_id: str
+    custom_id: str
+    model_group: str
+    priority: int
+    body: str
+    claim: int
+    attempts: int
+    retries: int
+    est_prompt_tokens: int
+    est_completion_tokens: int
+    groups_tried: str | None
+    created_at: float
+
+
+_CLAIM_COLUMNS = (
+    jobs.c.id,
+    jobs.c.batch_id,
+    jobs.c.custom_id,
+    jobs.c.model_group,
+    jobs.c.priority,
+    jobs.c.body,
+    jobs.c.claim,
+    jobs.c.attempts,
+    jobs.c.retries,
+    jobs.c.est_prompt_tokens,
+    jobs.c.est_completion_tokens,
+    jobs.c.groups_tried,
+    jobs.c.created_at,
+)
+
+
+def insert_jobs(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert job rows (dicts of column values) in chunks."""
+    for start in range(0, len(rows), INSERT_CHUNK):
+        connection.execute(jobs.insert(), list(rows[start : start + INSERT_CHUNK]))
+
+
+def claim_jobs(
+    connection: Connection,
+    *,
+    group: str,
+    limit: int,
+    worker_id: str,
+    now: float,
+    postgres: bool,
+) -> list[ClaimedJob]:
+    """Claim up to ``limit`` ready jobs of ``group``, most urgent first.
+
+    Order: priority, then the fair position among batches, then submit order. On PostgreSQL
+    ``FOR UPDATE SKIP LOCKED`` lets many workers claim at once without waiting on each other;
+    SQLite serialises writers, so a plain subquery is atomic there.
+    """
+    ready = (
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.status == JobStatus.QUEUED,
+            jobs.c.model_group == group,
+            jobs.c.not_before <= now,
+        )
+        .order_by(jobs.c.priority, jobs.c.fair_key, jobs.c.id)
+        .limit(limit)
+    )
+    if postgres:
+        ready = ready.with_for_update(skip_locked=True)
+    statement = (
+        jobs.update()
+        .where(jobs.c.id.in_(ready.scalar_subquery()), jobs.c.status == JobStatus.QUEUED)
+        .values(
+            status=JobStatus.RUNNING,
+            claim=jobs.c.claim + 1,
+            worker_id=worker_id,
+            started_at=now,
+        )
+        .returning(*_CLAIM_COLUMNS)
+    )
+    claimed = [ClaimedJob(*row) for row in connection.execute(statement)]
+    claimed.sort(key=lambda job: (job.priority, job.id))
+    return claimed
+
+
+def ready_groups(connection: Connection, groups: Iterable[str], now: float) -> list[str]:
+    """The groups among ``groups`` that have at least one job ready to claim."""
+    found = []
+    for group in groups:
+        exists = connection.execute(
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.status == JobStatus.QUEUED,
+                jobs.c.model_group == group,
+                jobs.c.not_before <= now,
+            )
+            .limit(1)
+        ).first()
+        if exists:
+            found.append(group)
+    return found
+
+
+def next_ready_time(connection: Connection, groups: Iterable[str]) -> float | None:
+    """The earliest ``not_before`` among queued jobs of these groups (for delayed retries)."""
+    return connection.execute(
+        sa.select(sa.func.min(jobs.c.not_before)).where(
+            jobs.c.status == JobStatus.QUEUED, jobs.c.model_group.in_(list(groups))
+        )
+    ).scalar()
+
+
+def still_claimed(
+    connection: Connection, claims: dict[int, int], *, postgres: bool
+) -> set[int]:
+    """Ids among ``claims`` (job id -> claim number) that are still running under that claim.
+
+    Locks those rows on PostgreSQL so that nothing changes them before this transaction ends.
+    """
+    if not claims:
+        return set()
+    query = sa.select(jobs.c.id, jobs.c.claim).where(
+        jobs.c.id.in_(list(claims)), jobs.c.status == JobStatus.RUNNING
+    )
+    if postgres:
+        query = query.with_for_update()
+    return {row.id for row in connection.execute(query) if claims.get(row.id) == row.claim}
+
+
+_FINISH = (
+    jobs.update()
+    .where(jobs.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.bindparam("b_status"),
+        worker_id=None,
+        finished_at=sa.bindparam("b_finished_at"),
+        attempts=sa.bindparam("b_attempts"),
+        groups_tried=sa.bindparam("b_groups_tried"),
+        response_status=sa.bindparam("b_response_status"),
+        response=sa.bindparam("b_response"),
+        request_id=sa.bindparam("b_request_id"),
+        error_code=sa.bindparam("b_error_code"),
+        error_message=sa.bindparam("b_error_message"),
+        deployment_id=sa.bindparam("b_deployment_id"),
+        prompt_tokens=sa.bindparam("b_prompt_tokens"),
+        completion_tokens=sa.bindparam("b_completion_tokens"),
+        total_tokens=sa.bindparam("b_total_tokens"),
+        cached_tokens=sa.bindparam("b_cached_tokens"),
+        cost=sa.bindparam("b_cost"),
+        latency_ms=sa.bindparam("b_latency_ms"),
+    )
+)
+
+_REQUEUE = (
+    jobs.update()
+    .where(jobs.c.id == sa.bindparam("b_id"))
+    .values(
+        status=JobStatus.QUEUED,
+        worker_id=None,
+        not_before=sa.bindparam("b_not_before"),
+        attempts=sa.bindparam("b_attempts"),
+        retries=sa.bindparam("b_retries"),
+        model_group=sa.bindparam("b_model_group"),
+        groups_tried=sa.bindparam("b_groups_tried"),
+        error_code=sa.bindparam("b_error_code"),
+        error_message=sa.bindparam("b_error_message"),
+    )
+)
+
+
+def finish_jobs(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Write final results; rows carry ``b_``-prefixed values (see ``_FINISH``)."""
+    if rows:
+        connection.execute(_FINISH, rows)
+
+
+def requeue_jobs(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Put jobs back in the queue (a retry after ``not_before``, or a fallback group)."""
+    if rows:
+        connection.execute(_REQUEUE, rows)
+
+
+def insert_attempts(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        connection.execute(attempts.insert(), rows)
+
+
+def release_worker_jobs(
+    connection: Connection, worker_id: str, now: float, reason: str
+) -> list[tuple[int, str, str, int]]:
+    """Return a worker's running jobs to the queue, recording each interrupted attempt.
+
+    Used when a worker stops without finishing (shutdown grace over) or is found dead.
+    Returns (job id, batch id, model group, attempt number) of the released jobs.
+    """
+    running = connection.execute(
+        sa.select(
+            jobs.c.id, jobs.c.batch_id, jobs.c.model_group, jobs.c.attempts, jobs.c.started_at
+        ).where(jobs.c.worker_id == worker_id, jobs.c.status == JobStatus.RUNNING)
+    ).all()
+    if not running:
+        return []
+    connection.execute(
+        jobs.update()
+        .where(jobs.c.worker_id == worker_id, jobs.c.status == JobStatus.RUNNING)
+        .values(
+            status=JobStatus.QUEUED,
+            worker_id=None,
+            attempts=jobs.c.attempts + 1,
+            not_before=now,
+        )
+    )
+    insert_attempts(
+        connection,
+        [
+            {
+                "job_id": row.id,
+                "batch_id": row.batch_id,
+                "number": row.attempts + 1,
+                "model_group": row.model_group,
+                "worker_id": worker_id,
+                "started_at": row.started_at or now,
+                "ended_at": now,
+                "outcome": "abandoned",
+                "error_message": reason,
+            }
+            for row in running
+        ],
+    )
+    return [(row.id, row.batch_id, row.model_group, row.attempts + 1) for row in running]

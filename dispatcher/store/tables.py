@@ -1,0 +1,186 @@
+"""The database schema: batches, jobs, attempts and live workers.
+
+SQL is the source of truth for every job's state; Redis holds only what can be rebuilt from
+these tables. Timestamps are Unix seconds (floats), like OpenAI's batch objects.
+Migrations in ``migrations/`` must produce exactly this schema (a test compares them).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class JobStatus:
+    QUEUED = "queued"  # waiting to be claimed (maybe not before ``not_before``)
+    RUNNING = "running"  # claimed by a worker; ``claim`` fences its result
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    FINAL = (SUCCEEDED, FAILED, CANCELLED, EXPIRED)
+
+
+class BatchStatus:
+    """OpenAI's batch statuses."""
+
+    VALIDATING = "validating"
+    FAILED = "failed"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+    FINAL = (FAILED, COMPLETED, EXPIRED, CANCELLED)
+
+
+class Batch(SQLModel, table=True):
+    __tablename__ = "batches"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: Optional[str] = Field(default=None, max_length=200)
+    status: str = Field(max_length=20, index=True)
+    endpoint: str = Field(default="/v1/chat/completions", max_length=64)
+    model: Optional[str] = Field(default=None, max_length=200)
+    priority: int = 5
+    weight: float = 1.0
+    metadata_json: Optional[str] = Field(default=None, sa_type=sa.Text)
+    input_file: Optional[str] = Field(default=None, sa_type=sa.Text)
+    idempotency_key: Optional[str] = Field(default=None, max_length=200, unique=True)
+    completion_window: str = Field(default="24h", max_length=20)
+    not_before: Optional[float] = None
+    max_cost: Optional[float] = None
+    created_at: float
+    in_progress_at: Optional[float] = None
+    finalizing_at: Optional[float] = None
+    completed_at: Optional[float] = None
+    failed_at: Optional[float] = None
+    expires_at: Optional[float] = None
+    expired_at: Optional[float] = None
+    cancelling_at: Optional[float] = None
+    cancelled_at: Optional[float] = None
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    cost: float = 0.0
+    cost_unknown: int = Field(default=0, description="billed attempts whose price is unknown")
+    errors_json: Optional[str] = Field(default=None, sa_type=sa.Text)
+    error_message: Optional[str] = Field(default=None, sa_type=sa.Text)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.Index(
+            "ix_jobs_ready",
+            "model_group",
+            "priority",
+            "fair_key",
+            "id",
+            postgresql_where=sa.text("status = 'queued'"),
+            sqlite_where=sa.text("status = 'queued'"),
+        ),
+        sa.Index("ux_jobs_batch_seq", "batch_id", "seq", unique=True),
+        sa.Index("ux_jobs_batch_custom_id", "batch_id", "custom_id", unique=True),
+        sa.Index("ix_jobs_batch_status", "batch_id", "status"),
+        sa.Index(
+            "ix_jobs_running_worker",
+            "worker_id",
+            postgresql_where=sa.text("status = 'running'"),
+            sqlite_where=sa.text("status = 'running'"),
+        ),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    batch_id: str = Field(max_length=64)
+    seq: int = Field(description="position in the batch, 0-based; results keep this order")
+    line_no: Optional[int] = None
+    custom_id: str = Field(max_length=512)
+    model_group: str = Field(max_length=200)
+    priority: int = 5
+    fair_key: float = 0.0
+    body: str = Field(sa_type=sa.Text, description="request body JSON without 'model'")
+    est_prompt_tokens: int = 0
+    est_completion_tokens: int = 0
+    status: str = Field(max_length=20)
+    claim: int = Field(default=0, description="bumped by every claim; fences result writes")
+    worker_id: Optional[str] = Field(default=None, max_length=64)
+    not_before: float = 0.0
+    attempts: int = Field(default=0, description="provider calls made, abandoned ones included")
+    retries: int = Field(default=0, description="retries used in the current model group")
+    groups_tried: Optional[str] = Field(default=None, sa_type=sa.Text)
+    created_at: float
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    response_status: Optional[int] = None
+    response: Optional[str] = Field(default=None, sa_type=sa.Text)
+    request_id: Optional[str] = Field(default=None, max_length=200)
+    error_code: Optional[str] = Field(default=None, max_length=64)
+    error_message: Optional[str] = Field(default=None, sa_type=sa.Text)
+    deployment_id: Optional[str] = Field(default=None, max_length=200)
+    prompt_tokens: Optional[int] = None
+    completion_tokens: Optional[int] = None
+    total_tokens: Optional[int] = None
+    cached_tokens: Optional[int] = None
+    cost: Optional[float] = None
+    latency_ms: Optional[float] = None
+
+
+class Attempt(SQLModel, table=True):
+    """One provider call (or a call abandoned when its worker died)."""
+
+    __tablename__ = "attempts"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    job_id: int = Field(index=True)
+    batch_id: str = Field(max_length=64, index=True)
+    number: int
+    model_group: str = Field(max_length=200)
+    deployment_id: Optional[str] = Field(default=None, max_length=200)
+    worker_id: Optional[str] = Field(default=None, max_length=64)
+    started_at: float
+    ended_at: float
+    latency_ms: Optional[float] = None
+    outcome: str = Field(max_length=20, description="success, error, abandoned")
+    error_class: Optional[str] = Field(default=None, max_length=64)
+    status_code: Optional[int] = None
+    error_message: Optional[str] = Field(default=None, sa_type=sa.Text)
+    prompt_tokens: Optional[int] = None
+    completion_tokens: Optional[int] = None
+    total_tokens: Optional[int] = None
+    cached_tokens: Optional[int] = None
+    cost: Optional[float] = None
+    request_id: Optional[str] = Field(default=None, max_length=200)
+
+
+class WorkerRecord(SQLModel, table=True):
+    """A worker process and its heartbeat; a stale heartbeat lets others take its jobs."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True, max_length=64)
+    hostname: str = Field(max_length=255)
+    pid: int
+    concurrency: int
+    groups: Optional[str] = Field(default=None, sa_type=sa.Text)
+    started_at: float
+    heartbeat_at: float = Field(index=True)
+    stopped_at: Optional[float] = None
+
+
+batches = Batch.__table__
+jobs = Job.__table__
+attempts = Attempt.__table__
+workers = WorkerRecord.__table__
+metadata = SQLModel.metadata

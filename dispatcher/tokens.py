@@ -1,0 +1,53 @@
+"""Token estimates made before a call, for rate-limit reservations and mock usage.
+
+No tokenizer is bundled: about four characters per token for English text and code, plus the
+chat format's per-message overhead. Reservations are corrected by the provider's real usage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+PER_MESSAGE_OVERHEAD = 4
+PER_REQUEST_OVERHEAD = 3
+IMAGE_TOKENS = 85
+
+
+def estimate_text_tokens(text: str) -> int:
+    return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    """Prompt tokens of a chat-completions body: messages, tools and response schema."""
+    total = PER_REQUEST_OVERHEAD
+    for message in body.get("messages") or ():
+        total += PER_MESSAGE_OVERHEAD
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            total += estimate_text_tokens(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict):
+                    if isinstance(part.get("text"), str):
+                        total += estimate_text_tokens(part["text"])
+                    elif part.get("type") in ("image_url", "input_image"):
+                        total += IMAGE_TOKENS
+        for key in ("tool_calls", "name", "function_call"):
+            if message.get(key):
+                total += estimate_text_tokens(str(message[key]))
+    for key in ("tools", "functions", "response_format"):
+        if body.get(key):
+            total += estimate_text_tokens(str(body[key]))
+    return total
+
+
+def requested_completion_tokens(body: dict[str, Any], default: int) -> int:
+    """The completion budget the request asks for, or ``default`` when it sets none."""
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and value > 0:
+            return value * max(1, int(body.get("n") or 1))
+    return default

@@ -1,0 +1,1 @@
+"""Alembic migrations for the dispatcher's schema (applied by ``llm-dispatch db upgrade``)."""

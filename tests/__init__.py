@@ -1,0 +1,1 @@
+"""Tests of llm-dispatcher against real services."""

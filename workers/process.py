@@ -1,0 +1,86 @@
+"""One worker process: ``python -m workers.process`` (started by ``llm-dispatch worker``).
+
+Builds everything from the config, starts the dramatiq consumer and the engine, and stops
+gracefully on SIGTERM/SIGINT: no new jobs, calls in flight get ``shutdown_grace`` seconds,
+unfinished jobs go back to the queue. A second signal abandons the calls in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from dispatcher.client import Client
+from dispatcher.errors import DispatcherError
+from dispatcher.logs import setup_logging
+
+log = logging.getLogger("workers.process")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m workers.process")
+    parser.add_argument("--config")
+    parser.add_argument("--worker-id")
+    parser.add_argument("--concurrency", type=int)
+    parser.add_argument("--groups", help="comma-separated model groups")
+    parser.add_argument("--verbose", type=int, default=1)
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose, args.log_format)
+    try:
+        client = Client(args.config)
+        client.messaging.check()
+        from workers.node import WorkerNode
+
+        node = WorkerNode(
+            config=client.config,
+            deployments=client.deployments,
+            database=client.database,
+            messaging=client.messaging,
+            worker_id=args.worker_id,
+            concurrency=args.concurrency,
+            groups=args.groups.split(",") if args.groups else None,
+        )
+    except DispatcherError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+
+    signals_seen = 0
+
+    def on_signal(signum, _frame):
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.info("%s: finishing calls in flight, then exiting", signal.Signals(signum).name)
+            node.request_stop()
+        else:
+            log.warning("second signal: abandoning calls in flight")
+            node.request_stop(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    node.start()
+    log.info(
+        "worker %s serving %s with %d calls in flight at most",
+        node.worker_id, ", ".join(node.engine.groups), node.engine.concurrency,
+    )
+    while not node.wait(timeout=0.5):
+        pass
+    node.close()
+    stats = node.engine.stats
+    log.info(
+        "worker %s stopped: %d jobs claimed, %d finished, %d requeued, peak %d in flight",
+        node.worker_id, stats.claimed, stats.finished, stats.requeued, stats.max_in_flight,
+    )
+    client.close()
+    return 1 if node.error is not None else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
