@@ -45,6 +45,10 @@ def mock_provider(**options) -> Iterator[str]:
             process.wait(10)
 
 
+def reset_provider(base_url: str) -> None:
+    httpx.post(base_url.removesuffix("/v1") + "/mock/reset", timeout=10).raise_for_status()
+
+
 def provider_stats(base_url: str) -> dict:
     return httpx.get(base_url.removesuffix("/v1") + "/mock/stats", timeout=10).json()
 
@@ -58,7 +62,14 @@ def fresh_postgres_schema() -> str:
     with engine.connect() as connection:
         connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     engine.dispose()
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    from dispatcher.store.database import Database
+    from dispatcher.store.migrate import upgrade
+
+    database = Database(url)
+    upgrade(database)
+    database.dispose()
+    return url
 
 
 def write_config(folder: Path, base_url: str, *, database_url: str, redis_url: str | None,
@@ -94,6 +105,13 @@ def write_requests(path: Path, count: int, *, prompt_chars: int = 200, max_token
     return path
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 class WorkerProcess:
     """``python -m workers.process`` with its CPU time read when it exits (wait4 rusage)."""
 
@@ -102,6 +120,9 @@ class WorkerProcess:
             [sys.executable, "-m", "workers.process", "--config", str(config), "--verbose", "1", *args],
             stderr=subprocess.PIPE,
         )
+
+    def cpu_now(self) -> float:
+        return process_cpu(self.process.pid)
 
     def stop(self) -> tuple[float, str]:
         """SIGTERM, wait; returns (CPU seconds user+system, its log)."""

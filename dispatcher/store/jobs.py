@@ -86,19 +86,23 @@ def claim_jobs(
         .order_by(jobs.c.priority, jobs.c.fair_key, jobs.c.id)
         .limit(limit)
     )
-    if postgres:
-        ready = ready.with_for_update(skip_locked=True)
-    statement = (
-        jobs.update()
-        .where(jobs.c.id.in_(ready.scalar_subquery()), jobs.c.status == JobStatus.QUEUED)
-        .values(
-            status=JobStatus.RUNNING,
-            claim=jobs.c.claim + 1,
-            worker_id=worker_id,
-            started_at=now,
-        )
-        .returning(*_CLAIM_COLUMNS)
+    values = dict(
+        status=JobStatus.RUNNING,
+        claim=jobs.c.claim + 1,
+        worker_id=worker_id,
+        started_at=now,
     )
+    if postgres:
+        # A materialized CTE runs the LIMIT subquery exactly once. With `id IN (subquery)`
+        # the planner may pick a nested-loop semi join that re-runs the subquery for each
+        # row and claims far more than `limit` jobs (seen in tests).
+        picked = ready.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        statement = jobs.update().where(jobs.c.id == picked.c.id)
+    else:
+        statement = jobs.update().where(
+            jobs.c.id.in_(ready.scalar_subquery()), jobs.c.status == JobStatus.QUEUED
+        )
+    statement = statement.values(**values).returning(*_CLAIM_COLUMNS)
     claimed = [ClaimedJob(*row) for row in connection.execute(statement)]
     claimed.sort(key=lambda job: (job.priority, job.id))
     return claimed

@@ -1,0 +1,1 @@
+"""Tests of the SQL layer against real SQLite and PostgreSQL."""
