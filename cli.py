@@ -447,25 +447,17 @@ def upgrade(app: AppContext) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
 @pass_app
 def models(app: AppContext, as_json: bool) -> None:
-    """List model groups and their deployments, with limits and prices."""
-    from dispatcher.pricing import price_for
+    """List model groups and deployments: limits, prices and current use.
 
-    rows = []
-    for group, deployments in app.client.deployments.by_group.items():
-        for d in deployments:
-            price = price_for(d)
-            rows.append({
-                "group": group,
-                "deployment": d.id,
-                "model": f"{d.provider}/{d.provider_model}",
-                "api_base": d.api_base,
-                "rpm": d.rpm,
-                "tpm": d.tpm,
-                "weight": d.weight,
-                "timeout": d.timeout,
-                "input_cost_per_token": price.input_per_token if price else None,
-                "output_cost_per_token": price.output_per_token if price else None,
-            })
+    With Redis configured, also what the fleet is doing now: requests and tokens booked this
+    minute against each limit, calls in flight, and any pause after a provider's 429.
+    """
+    from dispatcher.client.deployment_report import deployment_report
+
+    client = app.client
+    if client.settings.redis_url:
+        client.messaging.check()
+    rows = deployment_report(client.config, client.deployments)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -473,16 +465,28 @@ def models(app: AppContext, as_json: bool) -> None:
 
     from dispatcher.console import out_console
 
+    live = any("in_flight" in row for row in rows)
     table = Table(show_edge=False, header_style="bold")
-    for column in ("group", "deployment", "model", "rpm", "tpm", "$/1M in", "$/1M out", "api_base"):
+    columns = ["group", "deployment", "model", "rpm", "tpm", "$/1M in", "$/1M out"]
+    if live:
+        columns += ["req/min now", "tok/min now", "in flight", "paused"]
+    columns.append("api_base")
+    for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(
+        cells = [
             row["group"], row["deployment"], row["model"],
             str(row["rpm"] or "-"), str(row["tpm"] or "-"),
             _per_million(row["input_cost_per_token"]), _per_million(row["output_cost_per_token"]),
-            row["api_base"] or "(in-process)",
-        )
+        ]
+        if live:
+            cells += [
+                str(row.get("requests_this_minute", "-")), str(row.get("tokens_this_minute", "-")),
+                str(row.get("in_flight", "-")),
+                f"{row['paused_for_s']:.1f}s" if row.get("paused_for_s") else "-",
+            ]
+        cells.append(row["api_base"] or "(in-process)")
+        table.add_row(*cells)
     out_console.print(table)
 
 

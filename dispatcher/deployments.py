@@ -30,6 +30,7 @@ class Deployment:
     input_cost_per_token: float | None
     output_cost_per_token: float | None
     limit_key: str
+    tpm_counts: str = "max_tokens"
     body_defaults: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, Secret] = field(default_factory=dict)
     mock_latency_ms: float = 0.0
@@ -103,6 +104,7 @@ def build_deployments(config: DispatcherConfig) -> Deployments:
             input_cost_per_token=params.input_cost_per_token,
             output_cost_per_token=params.output_cost_per_token,
             limit_key=params.limit_group or deployment_id,
+            tpm_counts=params.tpm_counts,
             body_defaults=params.body_defaults(),
             extra_headers={
                 name: Secret(value, f"{where}.extra_headers.{name}", _looks_secret(name))

@@ -44,6 +44,9 @@ class LiteLLMParams(BaseModel):
     extra_headers: dict[str, str] | None = None
     # Deployments naming the same limit_group share one rpm/tpm budget (providers count per key).
     limit_group: str | None = None
+    # How the provider counts a request against tpm: prompt + max_tokens when it is admitted
+    # (OpenAI's way, the safe default), or the tokens the call really used.
+    tpm_counts: Literal["max_tokens", "usage"] = "max_tokens"
     # Options of the built-in mock provider (mock/...); ignored by other providers.
     mock_latency_ms: NonNegativeFloat = 0.0
     mock_latency_jitter_ms: NonNegativeFloat = 0.0
@@ -152,6 +155,23 @@ class WorkerSettings(BaseModel):
     result_flush_size: PositiveInt = 256
 
 
+class RateLimitSettings(BaseModel):
+    """How close to each deployment's rpm/tpm the fleet runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    headroom: Annotated[float, Field(ge=0, lt=0.5)] = Field(
+        default=0.03,
+        description="fraction of every limit left unused, absorbing network timing jitter",
+    )
+    lookahead_s: Annotated[float, Field(ge=0, le=10)] = Field(
+        default=0.5, description="how far ahead a worker may book send times"
+    )
+    default_pause_s: PositiveFloat = Field(
+        default=1.0, description="pause after a 429 that names no retry time (seconds)"
+    )
+
+
 class DispatcherSettings(BaseModel):
     """Our own section: where state lives, defaults for submissions, worker tuning."""
 
@@ -170,6 +190,7 @@ class DispatcherSettings(BaseModel):
         default=1.0, description="first backoff (seconds) after a rate limit; doubles per retry"
     )
     retry_backoff_cap: PositiveFloat = Field(default=60.0, description="longest backoff (seconds)")
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @field_validator("completion_window")

@@ -28,7 +28,11 @@ from dispatcher.engine.retry import RetryPolicy
 from dispatcher.engine.writer import OutcomeWriter
 from dispatcher.errors import ServiceUnavailableError
 from dispatcher.providers.provider_set import ProviderSet
-from dispatcher.routing.router import Router, build_strategy
+from dispatcher.limits.backend import Blocked, LimitBackend
+from dispatcher.limits.memory_backend import MemoryLimitBackend
+from dispatcher.routing.admission import Admission, Grant
+from dispatcher.routing.stats import RoutingStats, SharedStatsPublisher
+from dispatcher.routing.strategies import build_strategy
 from dispatcher.store import jobs as job_sql
 from dispatcher.store import workers as worker_sql
 from dispatcher.store.database import Database, is_transient_error
@@ -38,6 +42,18 @@ from dispatcher.store.tables import JobStatus
 log = logging.getLogger(__name__)
 
 Notify = Callable[[Iterable[str]], None]
+
+STATS_SYNC_INTERVAL_S = 0.5
+TOKEN_ESTIMATE_WEIGHT = 0.2
+
+
+def _is_transient(exc: BaseException) -> bool:
+    import redis
+
+    return (
+        isinstance(exc, (ServiceUnavailableError, redis.ConnectionError, redis.TimeoutError))
+        or is_transient_error(exc)
+    )
 
 
 def new_worker_id() -> str:
@@ -76,8 +92,14 @@ class Engine:
         self._deployments = deployments
         self._database = database
         self._notify_others = notify_others or (lambda groups: None)
-        self._router = Router(deployments, build_strategy(config.router_settings.routing_strategy))
+        self._settings = settings
+        self._strategy = build_strategy(
+            config.router_settings.routing_strategy, config.router_settings.routing_strategy_args
+        )
+        self.routing_stats = RoutingStats()
         self._retry = RetryPolicy(config.router_settings, settings)
+        self._token_estimates: dict[str, float] = {}
+        self._wake_timers: dict[str, asyncio.TimerHandle] = {}
         self.stats = EngineStats()
         self._free = self.concurrency
         self._hot: dict[str, None] = {}
@@ -127,8 +149,12 @@ class Engine:
         self._wake = asyncio.Event()
         self._stop_now = asyncio.Event()
         self._providers = ProviderSet(self._deployments, self.concurrency)
+        self._limits, self._publisher = self._build_shared_state()
+        self.admission = Admission(
+            self._deployments, self._limits, self._strategy, self.routing_stats,
+            self._settings.rate_limits,
+        )
         self._runner = JobRunner(
-            router=self._router,
             providers=self._providers,
             retry_policy=self._retry,
             worker_id=self.worker_id,
@@ -146,6 +172,7 @@ class Engine:
             asyncio.create_task(self._every(self.worker.heartbeat_interval, self._heartbeat)),
             asyncio.create_task(self._every(self.worker.poll_interval, self._poll)),
             asyncio.create_task(self._every(self._reap_interval(), self._reap_dead_workers)),
+            asyncio.create_task(self._every(STATS_SYNC_INTERVAL_S, self._sync_routing_stats)),
         ]
         writer_task = background[0]
         self.started.set_result(self.worker_id)
@@ -155,6 +182,26 @@ class Engine:
             await self._claim_loop(writer_task)
         finally:
             await self._shutdown(background, writer_task)
+
+    def _build_shared_state(self) -> tuple[LimitBackend, SharedStatsPublisher | None]:
+        """Limits and routing numbers: in Redis for a fleet, in memory for embedded mode."""
+        if not self._settings.redis_url:
+            return MemoryLimitBackend(), None
+        from dispatcher.limits.redis_backend import RedisLimitBackend
+
+        backend = RedisLimitBackend(self._settings.redis_url, self._settings.namespace)
+        publisher = SharedStatsPublisher(
+            backend.client, self._settings.namespace, self.worker_id, list(self._deployments.by_id)
+        )
+        return backend, publisher
+
+    async def _sync_routing_stats(self) -> None:
+        specs = [self.admission.specs[d] for d in self._deployments.by_id]
+        usages = await self._limits.usage(specs)
+        for deployment_id, usage in zip(self._deployments.by_id, usages):
+            self.routing_stats.tokens_this_minute[deployment_id] = usage.tokens_this_minute
+        if self._publisher is not None:
+            await self._publisher.sync(self.routing_stats)
 
     def _reap_interval(self) -> float:
         return max(self.worker.heartbeat_interval, self.worker.dead_after / 3)
@@ -172,40 +219,90 @@ class Engine:
             for group in list(self._hot):
                 if self._free <= 0 or self._stopping:
                     return
-                wanted = min(self._free, self.worker.claim_batch)
                 try:
-                    claimed = await self._db(
-                        self._write_tx,
-                        job_sql.claim_jobs,
-                        group=group,
-                        limit=wanted,
-                        worker_id=self.worker_id,
-                        now=time.time(),
-                        postgres=not self._database.is_sqlite,
-                    )
+                    await self._admit_and_claim(group)
                 except Exception as exc:  # noqa: BLE001
-                    if not (isinstance(exc, ServiceUnavailableError) or is_transient_error(exc)):
+                    if not _is_transient(exc):
                         raise
-                    log.warning("cannot claim jobs (%s); retrying in 1s", exc)
-                    self._loop.call_later(1.0, self._hint_local, group)
-                    return
-                if len(claimed) < wanted:
+                    log.warning("cannot claim jobs of %s (%s); retrying in 1s", group, exc)
                     self._hot.pop(group, None)
-                for job in claimed:
-                    self._start(job)
+                    self._hint_at(group, time.time() + 1.0)
 
-    def _start(self, job: ClaimedJob) -> None:
+    async def _admit_and_claim(self, group: str) -> None:
+        """Reserve capacity first, then claim that many of the group's most urgent jobs."""
+        wanted = min(self._free, self.worker.claim_batch)
+        grants = await self.admission.acquire(group, wanted, self._token_estimate(group))
+        if isinstance(grants, Blocked):
+            self._hot.pop(group, None)  # no busy polling: come back when capacity frees
+            self._hint_at(group, grants.until)
+            return
+        if not grants:
+            self._hot.pop(group, None)
+            return
+        claimed = await self._db(
+            self._write_tx,
+            job_sql.claim_jobs,
+            group=group,
+            limit=len(grants),
+            worker_id=self.worker_id,
+            now=time.time(),
+            postgres=not self._database.is_sqlite,
+        )
+        if len(claimed) < len(grants):
+            self._hot.pop(group, None)
+            await self.admission.release(grants[len(claimed):])
+            grants = grants[: len(claimed)]
+        needs = [job.est_prompt_tokens + job.est_completion_tokens for job in claimed]
+        delays = await self.admission.resize(grants, needs) if claimed else []
+        for need in needs:
+            self._learn_token_need(group, need)
+        for job, grant, delay in zip(claimed, grants, delays):
+            self._start(job, grant, delay)
+
+    def _token_estimate(self, group: str) -> int:
+        return int(self._token_estimates.get(group, self._settings.default_max_tokens + 100))
+
+    def _learn_token_need(self, group: str, need: int) -> None:
+        current = self._token_estimates.get(group)
+        self._token_estimates[group] = (
+            need if current is None else current + TOKEN_ESTIMATE_WEIGHT * (need - current)
+        )
+
+    def _hint_at(self, group: str, when: float) -> None:
+        """Hint ``group`` at ``when`` (local clock); keeps only the earliest pending timer."""
+        existing = self._wake_timers.get(group)
+        delay = max(0.0, when - time.time())
+        if existing is not None and not existing.cancelled():
+            if existing.when() <= self._loop.time() + delay:
+                return
+            existing.cancel()
+        self._wake_timers[group] = self._loop.call_later(delay, self._timer_hint, group)
+
+    def _timer_hint(self, group: str) -> None:
+        self._wake_timers.pop(group, None)
+        self._hint_local(group)
+
+    def _start(self, job: ClaimedJob, grant: Grant, delay: float) -> None:
         self._free -= 1
         self.stats.claimed += 1
         self.stats.in_flight += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
-        task = self._loop.create_task(self._run_job(job))
+        task = self._loop.create_task(self._run_job(job, grant, delay))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_job(self, job: ClaimedJob) -> None:
+    async def _run_job(self, job: ClaimedJob, grant: Grant, delay: float) -> None:
         try:
-            outcome = await self._runner.run(job)
+            grant = await self._wait_for_send_time(grant, delay)
+            deployment = grant.deployment
+            self.routing_stats.call_started(deployment.id)
+            outcome = None
+            try:
+                outcome = await self._runner.run(job, deployment)
+            finally:
+                latency = outcome.latency_ms if outcome is not None and outcome.completion else None
+                self.routing_stats.call_ended(deployment.id, latency)
+            await self._settle(job, grant, outcome)
         except asyncio.CancelledError:
             self.stats.in_flight -= 1
             raise
@@ -220,6 +317,35 @@ class Engine:
             )
         self.stats.in_flight -= 1
         self._writer.add(outcome)
+
+    async def _wait_for_send_time(self, grant: Grant, delay: float) -> Grant:
+        """Sleep until the booked send time; if a 429 paused the deployment meanwhile, wait
+        out the pause and book again rather than send into it."""
+        while True:
+            wait = grant.send_at + delay - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            paused = self.admission.pause_remaining(grant)
+            if paused <= 0:
+                return grant
+            await asyncio.sleep(paused)
+            renewed = await self.admission.renew(grant)
+            while isinstance(renewed, Blocked):
+                await asyncio.sleep(max(0.01, renewed.until - time.time()))
+                renewed = await self.admission.renew(grant)
+            grant, delay = renewed, 0.0
+
+    async def _settle(self, job: ClaimedJob, grant: Grant, outcome: Outcome) -> None:
+        try:
+            await self.admission.settle(
+                grant,
+                completion=outcome.completion,
+                error=outcome.provider_error,
+                est_prompt_tokens=job.est_prompt_tokens,
+                est_completion_tokens=job.est_completion_tokens,
+            )
+        except Exception as exc:  # noqa: BLE001 - the result matters more than the bookkeeping
+            log.warning("could not settle the rate-limit reservation of job %s: %s", job.id, exc)
 
     def _on_written(self, outcomes: list[Outcome], recorded: set[int]) -> None:
         self._free += len(outcomes)
@@ -349,4 +475,10 @@ class Engine:
                 self._write_tx, worker_sql.mark_stopped, worker_id=self.worker_id, now=time.time()
             )
             await self._providers.aclose()
+            if self._publisher is not None:
+                try:
+                    await self._publisher.withdraw()
+                except Exception as exc:  # noqa: BLE001
+                    log.debug("could not withdraw routing stats: %s", exc)
+            await self._limits.aclose()
             self._db_threads.shutdown(wait=False)

@@ -15,7 +15,6 @@ from dispatcher.pricing import price_for
 from dispatcher.providers.provider_set import ProviderSet
 from dispatcher.providers import errors as pe
 from dispatcher.providers.base import Completion
-from dispatcher.routing.router import Router
 from dispatcher.store.jobs import ClaimedJob
 from dispatcher.store.tables import JobStatus
 
@@ -44,25 +43,17 @@ class JobRunner:
     def __init__(
         self,
         *,
-        router: Router,
         providers: ProviderSet,
         retry_policy: RetryPolicy,
         worker_id: str,
     ):
-        self._router = router
         self._providers = providers
         self._retry = retry_policy
         self._worker_id = worker_id
         self._prices = {}
 
-    async def run(self, job: ClaimedJob) -> Outcome:
-        deployment = self._router.choose(job.model_group)
-        if deployment is None:
-            return _fail_without_call(
-                job,
-                "unknown_model_group",
-                f"model group '{job.model_group}' is not in this worker's configuration",
-            )
+    async def run(self, job: ClaimedJob, deployment: Deployment) -> Outcome:
+        """Call ``deployment`` for ``job``; the Outcome keeps the completion or error too."""
         started_wall = time.time()
         started = time.monotonic()
         try:
@@ -71,9 +62,13 @@ class JobRunner:
             )
         except pe.ProviderError as error:
             latency_ms = (time.monotonic() - started) * 1000
-            return self._failure(job, deployment, error, started_wall, latency_ms)
+            outcome = self._failure(job, deployment, error, started_wall, latency_ms)
+            outcome.provider_error = error
+            return outcome
         latency_ms = (time.monotonic() - started) * 1000
-        return self._success(job, deployment, completion, started_wall, latency_ms)
+        outcome = self._success(job, deployment, completion, started_wall, latency_ms)
+        outcome.completion = completion
+        return outcome
 
     def _cost(self, deployment: Deployment, completion: Completion) -> float | None:
         if completion.usage is None:
@@ -175,12 +170,3 @@ class JobRunner:
             groups_tried=job.groups_tried,
         )
 
-
-def _fail_without_call(job: ClaimedJob, code: str, message: str) -> Outcome:
-    return Outcome(
-        job=job,
-        status=JobStatus.FAILED,
-        finished_at=time.time(),
-        error_code=code,
-        error_message=message,
-    )

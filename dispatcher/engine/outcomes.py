@@ -6,10 +6,11 @@ fallback group), plus the attempt row for the provider call that led to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.providers.base import Usage
+from dispatcher.providers.base import Completion, Usage
+from dispatcher.providers.errors import ProviderError
 from dispatcher.store.jobs import ClaimedJob
 from dispatcher.store.tables import JobStatus
 
@@ -78,7 +79,9 @@ class Outcome:
     next_group: str | None = None
     retries: int = 0
     groups_tried: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # what the provider said, for settling rate limits (not stored as such)
+    completion: Completion | None = None
+    provider_error: ProviderError | None = None
 
     @property
     def is_final(self) -> bool:

@@ -13,7 +13,8 @@ fallbacks and cooldowns from the class alone, never from status codes or message
     ├── InsufficientQuotaError        the account is out of credit (429 insufficient_quota)
     ├── RateLimitError                429: slow down; ``retry_after`` says for how long
     ├── ProviderTimeoutError          no complete answer within the deployment's timeout
-    ├── ProviderConnectionError       could not connect, or the connection broke
+    ├── ProviderConnectionError       the connection broke before a response arrived
+    │   └── ProviderUnreachableError  no connection could be made (the request was not sent)
     ├── ServerError                   5xx from the provider
     └── InvalidResponseError          2xx whose body is not a chat completion
 """
@@ -30,6 +31,8 @@ class ProviderError(Exception):
     retryable = True
     #: counts toward the deployment's allowed_fails (cooldowns)
     counts_as_deployment_failure = True
+    #: the request may have reached the provider (and counts against its limits)
+    request_sent = True
 
     def __init__(
         self,
@@ -64,6 +67,7 @@ class MissingCredentialsError(AuthenticationError):
 
     code = "missing_credentials"
     counts_as_deployment_failure = False
+    request_sent = False
 
 
 class BadRequestError(ProviderError):
@@ -116,6 +120,12 @@ class ProviderConnectionError(ProviderError):
     """The connection could not be made or broke before a response arrived."""
 
     code = "connection_error"
+
+
+class ProviderUnreachableError(ProviderConnectionError):
+    """No connection could be made: the request never reached the provider."""
+
+    request_sent = False
 
 
 class ServerError(ProviderError):

@@ -1,1 +1,1 @@
-"""Choosing a deployment inside a model group."""
+"""Choosing a deployment inside a model group (strategies) and admitting calls (limits)."""

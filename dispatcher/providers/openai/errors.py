@@ -92,12 +92,16 @@ def map_transport_errors(api_base: str, timeout: float) -> Iterator[None]:
     """Turn httpx/asyncio failures of one call into our classes (``raise ... from exc``)."""
     try:
         yield
+    except httpx.ConnectTimeout as exc:
+        raise pe.ProviderUnreachableError(
+            f"cannot connect to {api_base} within {timeout:g}s"
+        ) from exc
     except (httpx.TimeoutException, TimeoutError, asyncio.TimeoutError) as exc:
         raise pe.ProviderTimeoutError(
             f"no response from {api_base} within {timeout:g}s"
         ) from exc
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise pe.ProviderConnectionError(
+    except httpx.ConnectError as exc:
+        raise pe.ProviderUnreachableError(
             f"cannot connect to {api_base}: {redact(str(exc)) or type(exc).__name__}"
         ) from exc
     except (httpx.TransportError, OSError) as exc:

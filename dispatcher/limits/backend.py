@@ -1,0 +1,54 @@
+"""The interface both limit backends implement (Redis for a fleet, memory for one process)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from dispatcher.limits.spec import LimitSpec
+
+
+@dataclass(slots=True)
+class Reservation:
+    """Send times granted on one candidate (index into the candidates asked for)."""
+
+    candidate: int
+    send_times: list[float]  # in the backend's clock
+    clock_offset: float  # backend clock minus local time.time()
+
+    def local_send_time(self, i: int) -> float:
+        return self.send_times[i] - self.clock_offset
+
+
+@dataclass(slots=True)
+class Blocked:
+    """No candidate can take a request before ``until`` (local time.time() clock)."""
+
+    until: float
+
+
+@dataclass(slots=True)
+class LimitUsage:
+    """What ``models`` shows for one limit key."""
+
+    requests_this_minute: int = 0
+    tokens_this_minute: int = 0
+    paused_for_s: float = 0.0
+    backlog_s: float = 0.0  # how far ahead the schedule is already booked
+
+
+class LimitBackend(Protocol):
+    async def reserve(
+        self, candidates: Sequence[LimitSpec], count: int, tokens: int, horizon: float
+    ) -> Reservation | Blocked:
+        """Reserve up to ``count`` sends of ``tokens`` each on the first candidate that can."""
+
+    async def adjust(self, corrections: Sequence[tuple[LimitSpec, int, int]], horizon: float) -> None:
+        """Apply (spec, request delta, token delta) corrections; negative deltas are refunds."""
+
+    async def pause(self, spec: LimitSpec, seconds: float) -> None:
+        """Send nothing on this key for ``seconds`` (fleet-wide)."""
+
+    async def usage(self, specs: Sequence[LimitSpec]) -> list[LimitUsage]: ...
+
+    async def aclose(self) -> None: ...

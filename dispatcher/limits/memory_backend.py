@@ -1,0 +1,73 @@
+"""Limits kept in this process (embedded mode): the same schedule as the Lua script."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Sequence
+
+from dispatcher.limits.backend import Blocked, LimitUsage, Reservation
+from dispatcher.limits.schedule import ScheduleState, plan, shift
+from dispatcher.limits.spec import LimitSpec
+
+
+class MemoryLimitBackend:
+    def __init__(self):
+        self._states: dict[str, ScheduleState] = defaultdict(ScheduleState)
+        self._minute_usage: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+
+    async def reserve(
+        self, candidates: Sequence[LimitSpec], count: int, tokens: int, horizon: float
+    ) -> Reservation | Blocked:
+        now = time.time()
+        earliest = None
+        for index, spec in enumerate(candidates):
+            state = self._states[spec.key]
+            trial = ScheduleState(state.r, state.t, state.p)
+            times, next_free = plan(
+                trial, now=now, count=count, tokens=tokens,
+                request_interval=spec.request_interval, token_interval=spec.token_interval,
+                horizon=horizon,
+            )
+            if times:
+                state.r, state.t = trial.r, trial.t
+                usage = self._minute_usage[(spec.key, int(now // 60))]
+                usage[0] += len(times)
+                usage[1] += len(times) * tokens
+                return Reservation(index, times, 0.0)
+            earliest = next_free if earliest is None else min(earliest, next_free)
+        return Blocked(earliest if earliest is not None else now)
+
+    async def adjust(self, corrections: Sequence[tuple[LimitSpec, int, int]], horizon: float) -> None:
+        now = time.time()
+        for spec, requests, tokens in corrections:
+            state = self._states[spec.key]
+            usage = self._minute_usage.get((spec.key, int(now // 60)))
+            if usage is not None:
+                usage[0] += requests
+                usage[1] += tokens
+            if requests and spec.request_interval:
+                state.r = shift(state.r, requests * spec.request_interval, now=now, floor_offset=horizon)
+            if tokens and spec.token_interval:
+                state.t = shift(state.t, tokens * spec.token_interval, now=now, floor_offset=horizon)
+
+    async def pause(self, spec: LimitSpec, seconds: float) -> None:
+        state = self._states[spec.key]
+        state.p = max(state.p, time.time() + seconds)
+
+    async def usage(self, specs: Sequence[LimitSpec]) -> list[LimitUsage]:
+        now = time.time()
+        result = []
+        for spec in specs:
+            state = self._states[spec.key]
+            requests, tokens = self._minute_usage.get((spec.key, int(now // 60)), (0, 0))
+            result.append(LimitUsage(
+                requests_this_minute=requests,
+                tokens_this_minute=tokens,
+                paused_for_s=max(0.0, state.p - now),
+                backlog_s=max(0.0, max(state.r, state.t) - now),
+            ))
+        return result
+
+    async def aclose(self) -> None:
+        return None

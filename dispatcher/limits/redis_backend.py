@@ -1,0 +1,173 @@
+"""Limits shared by every worker through Redis: each decision is one Lua script.
+
+The scripts read Redis's own clock (TIME), so machines with skewed clocks still share one
+schedule; send times come back in that clock with its offset from ours.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import redis.asyncio as aioredis
+
+from dispatcher.limits import keys
+from dispatcher.limits.backend import Blocked, LimitUsage, Reservation
+from dispatcher.limits.spec import LimitSpec
+
+# KEYS: one limit hash per candidate, in preference order.
+# ARGV: count, tokens, horizon, usage key prefix, then per candidate: request_interval, token_interval
+RESERVE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local count = tonumber(ARGV[1])
+local tokens = tonumber(ARGV[2])
+local horizon = tonumber(ARGV[3])
+local usage_prefix = ARGV[4]
+local earliest = nil
+for i = 1, #KEYS do
+  local ri = tonumber(ARGV[3 + 2 * i])
+  local ti = tonumber(ARGV[4 + 2 * i])
+  local state = redis.call('HMGET', KEYS[i], 'r', 't', 'p')
+  local r = tonumber(state[1]) or 0
+  local t = tonumber(state[2]) or 0
+  local p = tonumber(state[3]) or 0
+  local send = math.max(r, t, p, now)
+  local times = {}
+  while #times < count and send <= now + horizon do
+    times[#times + 1] = string.format('%.6f', send)
+    r = send + ri
+    t = send + tokens * ti
+    send = math.max(r, t, now)
+  end
+  if #times > 0 then
+    redis.call('HSET', KEYS[i], 'r', string.format('%.6f', r), 't', string.format('%.6f', t))
+    redis.call('EXPIRE', KEYS[i], 86400)
+    local usage_key = usage_prefix .. KEYS[i] .. ':' .. math.floor(now / 60)
+    redis.call('HINCRBY', usage_key, 'req', #times)
+    redis.call('HINCRBY', usage_key, 'tok', #times * tokens)
+    redis.call('EXPIRE', usage_key, 180)
+    return {i, string.format('%.6f', now), unpack(times)}
+  end
+  if earliest == nil or send < earliest then earliest = send end
+end
+return {0, string.format('%.6f', now), string.format('%.6f', earliest or now)}
+"""
+
+# KEYS: limit hashes. ARGV: horizon, usage key prefix, then per key: request seconds delta,
+# token seconds delta, request count delta, token count delta (the last two for usage counters).
+ADJUST = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local floor = now + tonumber(ARGV[1])
+local usage_prefix = ARGV[2]
+local function shift(value, delta)
+  if delta >= 0 then
+    if value < now then return now + delta end
+    return value + delta
+  end
+  return math.min(value, math.max(value + delta, floor))
+end
+for i = 1, #KEYS do
+  local dr = tonumber(ARGV[4 * i - 1])
+  local dt = tonumber(ARGV[4 * i])
+  local state = redis.call('HMGET', KEYS[i], 'r', 't')
+  local r = tonumber(state[1]) or 0
+  local t = tonumber(state[2]) or 0
+  if dr ~= 0 then r = shift(r, dr) end
+  if dt ~= 0 then t = shift(t, dt) end
+  redis.call('HSET', KEYS[i], 'r', string.format('%.6f', r), 't', string.format('%.6f', t))
+  redis.call('EXPIRE', KEYS[i], 86400)
+  local usage_key = usage_prefix .. KEYS[i] .. ':' .. math.floor(now / 60)
+  if redis.call('EXISTS', usage_key) == 1 then
+    redis.call('HINCRBY', usage_key, 'req', tonumber(ARGV[4 * i + 1]))
+    redis.call('HINCRBY', usage_key, 'tok', tonumber(ARGV[4 * i + 2]))
+  end
+end
+return 1
+"""
+
+# KEYS[1]: limit hash. ARGV[1]: seconds to pause from now.
+PAUSE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local until_time = now + tonumber(ARGV[1])
+local p = tonumber(redis.call('HGET', KEYS[1], 'p')) or 0
+if until_time > p then
+  redis.call('HSET', KEYS[1], 'p', string.format('%.6f', until_time))
+  redis.call('EXPIRE', KEYS[1], 86400)
+end
+return 1
+"""
+
+
+class RedisLimitBackend:
+    def __init__(self, url: str, namespace: str):
+        self._client = aioredis.Redis.from_url(url)
+        self._namespace = namespace
+        self._usage_prefix = keys.usage_prefix(namespace)
+        self._reserve = self._client.register_script(RESERVE)
+        self._adjust = self._client.register_script(ADJUST)
+        self._pause = self._client.register_script(PAUSE)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._client
+
+    def _key(self, spec: LimitSpec) -> str:
+        return keys.limit_hash(self._namespace, spec.key)
+
+    async def reserve(
+        self, candidates: Sequence[LimitSpec], count: int, tokens: int, horizon: float
+    ) -> Reservation | Blocked:
+        keys = [self._key(spec) for spec in candidates]
+        args: list = [count, tokens, horizon, self._usage_prefix]
+        for spec in candidates:
+            args += [repr(spec.request_interval), repr(spec.token_interval)]
+        local_before = time.time()
+        reply = await self._reserve(keys=keys, args=args)
+        local_now = (local_before + time.time()) / 2
+        index = int(reply[0])
+        redis_now = float(reply[1])
+        offset = redis_now - local_now
+        if index == 0:
+            return Blocked(float(reply[2]) - offset)
+        return Reservation(index - 1, [float(t) for t in reply[2:]], offset)
+
+    async def adjust(self, corrections: Sequence[tuple[LimitSpec, int, int]], horizon: float) -> None:
+        keys, args = [], [horizon, self._usage_prefix]
+        for spec, requests, tokens in corrections:
+            delta_r = requests * spec.request_interval
+            delta_t = tokens * spec.token_interval
+            if delta_r or delta_t:
+                keys.append(self._key(spec))
+                args += [repr(delta_r), repr(delta_t), int(requests), int(tokens)]
+        if keys:
+            await self._adjust(keys=keys, args=args)
+
+    async def pause(self, spec: LimitSpec, seconds: float) -> None:
+        await self._pause(keys=[self._key(spec)], args=[repr(seconds)])
+
+    async def usage(self, specs: Sequence[LimitSpec]) -> list[LimitUsage]:
+        raw_time = await self._client.time()
+        now = raw_time[0] + raw_time[1] / 1e6
+        minute = int(now // 60)
+        pipe = self._client.pipeline(transaction=False)
+        for spec in specs:
+            pipe.hmget(self._key(spec), "r", "t", "p")
+            pipe.hmget(keys.usage_hash(self._namespace, spec.key, minute), "req", "tok")
+        replies = await pipe.execute()
+        result = []
+        for i in range(len(specs)):
+            r, t, p = (float(v) if v is not None else 0.0 for v in replies[2 * i])
+            req, tok = (int(v) if v is not None else 0 for v in replies[2 * i + 1])
+            result.append(LimitUsage(
+                requests_this_minute=req,
+                tokens_this_minute=tok,
+                paused_for_s=max(0.0, p - now),
+                backlog_s=max(0.0, max(r, t) - now),
+            ))
+        return result
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

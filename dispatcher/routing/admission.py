@@ -1,0 +1,159 @@
+"""Admission: which deployment serves the next calls of a group, and when they may be sent.
+
+The strategy orders the group's deployments; the limit backend reserves send times on the
+first one whose rpm/tpm schedule (and any 429 pause) has room within the lookahead. Nothing
+is claimed from SQL before capacity is granted, so the job that gets the capacity is always
+the most urgent one at that moment, and a group with no capacity holds no worker slot.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from dispatcher.config.schema import RateLimitSettings
+from dispatcher.deployments import Deployment, Deployments
+from dispatcher.limits.backend import Blocked, LimitBackend
+from dispatcher.limits.spec import LimitSpec, limit_specs
+from dispatcher.providers import errors as pe
+from dispatcher.providers.base import Completion
+from dispatcher.routing.stats import RoutingStats
+from dispatcher.routing.strategies import RoutingStrategy
+
+
+@dataclass(slots=True)
+class Grant:
+    """Permission to send one call to ``deployment`` at ``send_at`` (local clock)."""
+
+    deployment: Deployment
+    spec: LimitSpec
+    send_at: float
+    tokens: int  # tokens reserved for this call
+
+
+class Admission:
+    def __init__(
+        self,
+        deployments: Deployments,
+        backend: LimitBackend,
+        strategy: RoutingStrategy,
+        stats: RoutingStats,
+        settings: RateLimitSettings,
+    ):
+        self._deployments = deployments
+        self._backend = backend
+        self._strategy = strategy
+        self._stats = stats
+        self._settings = settings
+        self.specs = limit_specs(deployments, settings.headroom)
+        self._local_pause: dict[str, float] = {}
+
+    @property
+    def horizon(self) -> float:
+        return self._settings.lookahead_s
+
+    async def acquire(self, group: str, count: int, tokens: int) -> list[Grant] | Blocked:
+        """Up to ``count`` grants for calls of ``tokens`` each, or when to try again."""
+        members = self._deployments.group(group)
+        if not members:
+            return []
+        now = time.time()
+        if not any(self.specs[d.id].limited for d in members) and not self._paused(members, now):
+            # No limits to share: choose per call, no round trip to the limit backend.
+            return [
+                Grant(d, self.specs[d.id], now, tokens)
+                for d in (self._strategy.order(members, self._stats)[0] for _ in range(count))
+            ]
+        ordered = self._strategy.order(members, self._stats)
+        result = await self._backend.reserve(
+            [self.specs[d.id] for d in ordered], count, tokens, self.horizon
+        )
+        if isinstance(result, Blocked):
+            return result
+        deployment = ordered[result.candidate]
+        spec = self.specs[deployment.id]
+        return [
+            Grant(deployment, spec, result.local_send_time(i), tokens)
+            for i in range(len(result.send_times))
+        ]
+
+    def pause_remaining(self, grant: Grant) -> float:
+        """Seconds this worker knows the grant's deployment is paused for (a 429 seen here)."""
+        return max(0.0, self._local_pause.get(grant.spec.key, 0.0) - time.time())
+
+    async def renew(self, grant: Grant) -> Grant | Blocked:
+        """A fresh grant for a call whose booked send time fell inside a pause."""
+        result = await self.acquire(grant.deployment.group, 1, grant.tokens)
+        if isinstance(result, Blocked):
+            return result
+        return result[0] if result else Blocked(time.time() + self._settings.default_pause_s)
+
+    def _paused(self, members: Sequence[Deployment], now: float) -> bool:
+        return any(self._local_pause.get(self.specs[d.id].key, 0.0) > now for d in members)
+
+    async def release(self, grants: Sequence[Grant]) -> None:
+        """Give back grants that were not used (fewer jobs were ready than capacity)."""
+        corrections = [(g.spec, -1, -g.tokens) for g in grants if g.spec.limited]
+        if corrections:
+            await self._backend.adjust(corrections, self.horizon)
+
+    async def resize(self, grants: Sequence[Grant], needs: Sequence[int]) -> list[float]:
+        """Fit each grant to its job's own token need; returns extra seconds each must wait.
+
+        A job needing more tokens than reserved waits for the extra budget to refill, so the
+        schedule's spacing still holds; one needing fewer gives the rest back.
+        """
+        corrections, delays = [], []
+        for grant, need in zip(grants, needs):
+            delta = need - grant.tokens
+            grant.tokens = need
+            delays.append(max(0, delta) * grant.spec.token_interval)
+            if delta and grant.spec.token_interval:
+                corrections.append((grant.spec, 0, delta))
+        if corrections:
+            await self._backend.adjust(corrections, self.horizon)
+        return delays
+
+    async def settle(
+        self,
+        grant: Grant,
+        *,
+        completion: Completion | None,
+        error: pe.ProviderError | None,
+        est_prompt_tokens: int,
+        est_completion_tokens: int,
+    ) -> None:
+        """Correct the reservation by what the call really cost; pause on 429."""
+        spec = grant.spec
+        if error is not None:
+            if isinstance(error, pe.RateLimitError):
+                await self.pause(spec, error.retry_after or self._settings.default_pause_s)
+            if not error.request_sent and spec.limited:
+                await self._backend.adjust([(spec, -1, -grant.tokens)], self.horizon)
+            return
+        if completion is None or not spec.limited:
+            return
+        usage = completion.usage
+        if usage is not None and spec.token_interval:
+            if grant.deployment.tpm_counts == "usage":
+                delta = usage.total_tokens - grant.tokens
+            else:  # the provider counted prompt + max_tokens: only the prompt estimate can be off
+                delta = usage.prompt_tokens - est_prompt_tokens
+            if delta:
+                await self._backend.adjust([(spec, 0, delta)], self.horizon)
+        info = completion.rate_limits
+        if info is not None:
+            # The key is also used elsewhere when the provider has less left than we think.
+            if info.remaining_requests == 0 and info.reset_requests_s:
+                await self.pause(spec, info.reset_requests_s)
+            elif (
+                info.remaining_tokens is not None
+                and info.remaining_tokens < grant.tokens
+                and info.reset_tokens_s
+            ):
+                await self.pause(spec, info.reset_tokens_s)
+
+    async def pause(self, spec: LimitSpec, seconds: float) -> None:
+        self._local_pause[spec.key] = max(self._local_pause.get(spec.key, 0.0), time.time() + seconds)
+        await self._backend.pause(spec, seconds)

@@ -1,0 +1,34 @@
+"""cost-based-routing: the cheapest deployment (config prices, else the price table).
+
+Price is input plus output cost per token; deployments of unknown price come last.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+from dispatcher.deployments import Deployment
+from dispatcher.pricing import price_for
+from dispatcher.routing.stats import RoutingStats
+
+
+class CostBased:
+    name = "cost-based-routing"
+
+    def __init__(self, rng: random.Random, **_: object):
+        self._rng = rng
+        self._prices: dict[str, float] = {}
+
+    def _price(self, deployment: Deployment) -> float:
+        if deployment.id not in self._prices:
+            price = price_for(deployment)
+            self._prices[deployment.id] = (
+                float("inf") if price is None else price.input_per_token + price.output_per_token
+            )
+        return self._prices[deployment.id]
+
+    def order(self, candidates: Sequence[Deployment], stats: RoutingStats) -> list[Deployment]:
+        shuffled = list(candidates)
+        self._rng.shuffle(shuffled)
+        return sorted(shuffled, key=self._price)

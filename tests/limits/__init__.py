@@ -1,0 +1,1 @@
+"""Tests of the rate-limit schedules and their backends."""

@@ -1,0 +1,106 @@
+"""Admission: capacity on the first deployment with room, pauses after 429, token fitting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from dispatcher.config.loader import parse_config
+from dispatcher.config.schema import RateLimitSettings
+from dispatcher.deployments import build_deployments
+from dispatcher.limits.backend import Blocked
+from dispatcher.limits.memory_backend import MemoryLimitBackend
+from dispatcher.providers import errors as pe
+from dispatcher.providers.base import Completion, RateLimitInfo, Usage
+from dispatcher.routing.admission import Admission
+from dispatcher.routing.stats import RoutingStats
+from dispatcher.routing.strategies import build_strategy
+
+
+def admission_for(*params: dict, strategy: str = "cost-based-routing", **settings) -> Admission:
+    config = parse_config({"model_list": [
+        {"model_name": "chat", "litellm_params": {"model": "openai/m", "api_base": "http://x", **p},
+         "model_info": {"id": f"d{i}"}}
+        for i, p in enumerate(params)
+    ]})
+    return Admission(
+        build_deployments(config), MemoryLimitBackend(), build_strategy(strategy), RoutingStats(),
+        RateLimitSettings(headroom=0.0, lookahead_s=settings.get("lookahead_s", 0.0)),
+    )
+
+
+def test_unlimited_groups_are_granted_at_once_without_the_backend():
+    admission = admission_for({})
+    grants = asyncio.run(admission.acquire("chat", 5, 100))
+    assert len(grants) == 5 and all(g.send_at <= time.time() for g in grants)
+
+
+def test_capacity_moves_to_the_next_deployment_when_the_preferred_one_is_full():
+    cheap = {"rpm": 60, "input_cost_per_token": 1e-7, "output_cost_per_token": 1e-7}
+    dear = {"rpm": 60, "input_cost_per_token": 1e-5, "output_cost_per_token": 1e-5}
+    admission = admission_for(cheap, dear)
+
+    async def scenario():
+        first = await admission.acquire("chat", 1, 10)
+        second = await admission.acquire("chat", 1, 10)
+        third = await admission.acquire("chat", 1, 10)
+        return first, second, third
+
+    first, second, third = asyncio.run(scenario())
+    assert first[0].deployment.id == "d0"  # cheapest while it has room
+    assert second[0].deployment.id == "d1"  # then the other one
+    assert isinstance(third, Blocked) and third.until - time.time() > 0.5  # both full
+
+
+def test_a_429_pauses_the_deployment_for_the_time_the_provider_asked():
+    admission = admission_for({"rpm": 6000})
+
+    async def scenario():
+        [grant] = await admission.acquire("chat", 1, 10)
+        error = pe.RateLimitError("slow down", status_code=429, retry_after=3.0)
+        await admission.settle(grant, completion=None, error=error, est_prompt_tokens=5, est_completion_tokens=5)
+        return grant, await admission.acquire("chat", 1, 10)
+
+    grant, after = asyncio.run(scenario())
+    assert isinstance(after, Blocked) and 2.5 < after.until - time.time() <= 3.0
+    assert 2.5 < admission.pause_remaining(grant) <= 3.0
+
+
+def test_provider_saying_nothing_remains_pauses_until_its_reset():
+    admission = admission_for({"rpm": 6000})
+
+    async def scenario():
+        [grant] = await admission.acquire("chat", 1, 10)
+        completion = Completion(200, b"{}", Usage(5, 5, 10), rate_limits=RateLimitInfo(
+            remaining_requests=0, remaining_tokens=1000, reset_requests_s=2.0, reset_tokens_s=0.1))
+        await admission.settle(grant, completion=completion, error=None, est_prompt_tokens=5, est_completion_tokens=5)
+        return await admission.acquire("chat", 1, 10)
+
+    after = asyncio.run(scenario())
+    assert isinstance(after, Blocked) and 1.5 < after.until - time.time() <= 2.0
+
+
+def test_jobs_needing_more_tokens_than_reserved_wait_for_the_extra():
+    admission = admission_for({"tpm": 60000})  # 1,000 tokens a second
+
+    async def scenario():
+        grants = await admission.acquire("chat", 1, 100)
+        return await admission.resize(grants, [600])
+
+    [delay] = asyncio.run(scenario())
+    assert abs(delay - 0.5) < 1e-6  # 500 more tokens take half a second to refill
+
+
+def test_calls_that_never_reached_the_provider_give_their_capacity_back():
+    admission = admission_for({"rpm": 60})  # one a second
+
+    async def scenario():
+        [grant] = await admission.acquire("chat", 1, 10)
+        refused = await admission.acquire("chat", 1, 10)
+        error = pe.ProviderUnreachableError("cannot connect")
+        await admission.settle(grant, completion=None, error=error, est_prompt_tokens=5, est_completion_tokens=5)
+        return refused, await admission.acquire("chat", 1, 10)
+
+    refused, again = asyncio.run(scenario())
+    assert isinstance(refused, Blocked)
+    assert isinstance(again, list) and len(again) == 1
