@@ -170,6 +170,11 @@ class RateLimitSettings(BaseModel):
     default_pause_s: PositiveFloat = Field(
         default=1.0, description="pause after a 429 that names no retry time (seconds)"
     )
+    late_tolerance_s: Annotated[float, Field(ge=0)] = Field(
+        default=0.03,
+        description="a call that missed its booked send time by more than this books a new one "
+        "instead of crowding the next calls (an overloaded loop must not burst)",
+    )
 
 
 class DispatcherSettings(BaseModel):

@@ -67,6 +67,7 @@ class EngineStats:
     requeued: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    rebooked: int = 0
 
 
 class Engine:
@@ -319,21 +320,30 @@ class Engine:
         self._writer.add(outcome)
 
     async def _wait_for_send_time(self, grant: Grant, delay: float) -> Grant:
-        """Sleep until the booked send time; if a 429 paused the deployment meanwhile, wait
-        out the pause and book again rather than send into it."""
+        """Sleep until the booked send time and return the grant to send under.
+
+        If a 429 paused the deployment meanwhile, wait out the pause and book again rather
+        than send into it. If this process woke up too late (an overloaded loop), book again
+        too: sending late would crowd the calls booked after this one.
+        """
+        settings = self._settings.rate_limits
         while True:
-            wait = grant.send_at + delay - time.time()
+            due = grant.send_at + delay
+            wait = due - time.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             paused = self.admission.pause_remaining(grant)
-            if paused <= 0:
+            late = time.time() - due > settings.late_tolerance_s and grant.spec.limited
+            if paused <= 0 and not late:
                 return grant
-            await asyncio.sleep(paused)
+            if paused > 0:
+                await asyncio.sleep(paused)
             renewed = await self.admission.renew(grant)
             while isinstance(renewed, Blocked):
                 await asyncio.sleep(max(0.01, renewed.until - time.time()))
                 renewed = await self.admission.renew(grant)
             grant, delay = renewed, 0.0
+            self.stats.rebooked += 1
 
     async def _settle(self, job: ClaimedJob, grant: Grant, outcome: Outcome) -> None:
         try:
