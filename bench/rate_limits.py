@@ -138,7 +138,7 @@ SCENARIOS = {
         "tokens", [{"rpm_window": 600, "tpm_window": 60000}], jobs * 2 // 3, max_tokens=150, prompt_chars=60),
     "split": lambda jobs: run_scenario(
         "split", [{"rpm_window": 600, "tpm_window": 60000}, {"rpm_window": 300, "tpm_window": 30000}],
-        jobs, max_tokens=50, prompt_chars=40),
+        jobs * 3 // 2, max_tokens=50, prompt_chars=40),
 }
 
 

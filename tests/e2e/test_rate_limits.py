@@ -111,3 +111,30 @@ def test_a_provider_stricter_than_the_config_pauses_the_fleet_and_loses_nothing(
     assert stats["completed"] == jobs and stats["duplicates"] == 0
     # Without pausing, sending at 40/s into 10/s would draw ~3 refusals per success.
     assert stats["rate_limited"] < jobs
+
+
+def test_a_group_waiting_for_capacity_does_not_starve_other_groups(tmp_path, start_mock_provider, write_config):
+    slow = start_mock_provider(latency_ms=10)
+    fast = start_mock_provider(latency_ms=10)
+    config = write_config(
+        [("slow", openai_deployment(slow, rpm=60)), ("fast", openai_deployment(fast))],
+        settings={"database_url": f"sqlite:///{tmp_path / 's.db'}", "worker": {"concurrency": 8}},
+    )
+    lines = chat_lines(30, prefix="slow", model="slow") + chat_lines(300, prefix="fast", model="fast")
+    source = write_jsonl(tmp_path / "in.jsonl", lines)
+    from dispatcher import Client
+
+    client = Client(config)
+    node = client.start_worker()
+    try:
+        batch = client.submit(source)
+        deadline = time.monotonic() + 20
+        while fast.stats()["completed"] < 300:
+            assert time.monotonic() < deadline, "the unlimited group starved behind the limited one"
+            time.sleep(0.1)
+        # 300 fast jobs went through 8 slots while the slow group trickled at one a second.
+        assert slow.stats()["completed"] < 15
+        client.cancel(batch.batch_id)
+    finally:
+        node.stop(grace=0)
+        client.close()

@@ -104,3 +104,17 @@ def test_calls_that_never_reached_the_provider_give_their_capacity_back():
     refused, again = asyncio.run(scenario())
     assert isinstance(refused, Blocked)
     assert isinstance(again, list) and len(again) == 1
+
+
+def test_deployments_in_one_limit_group_share_one_budget():
+    shared = {"rpm": 60, "limit_group": "one-key"}
+    admission = admission_for(shared, shared, strategy="simple-shuffle")
+
+    async def scenario():
+        first = await admission.acquire("chat", 1, 10)
+        second = await admission.acquire("chat", 1, 10)
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert len(first) == 1
+    assert isinstance(second, Blocked)  # the other deployment draws on the same key's budget
