@@ -372,6 +372,35 @@ def cancel(app: AppContext, batch_id: str) -> None:
 
 
 @cli.command()
+@click.argument("batch_id")
+@click.option("--failed", "failed_only", is_flag=True, required=True,
+              help="Queue the failed requests again (required; invalid input lines stay failed).")
+@pass_app
+def retry(app: AppContext, batch_id: str, failed_only: bool) -> None:
+    """Queue a batch's failed requests again; the batch goes back to in_progress."""
+    batch, retried = app.client.retry_failed(batch_id)
+    info(f"batch {batch_id}: {retried} failed requests queued again; now {batch.status}")
+
+
+@cli.command()
+@pass_app
+def recover(app: AppContext) -> None:
+    """Rebuild queue state after Redis lost its data (or any time; it is idempotent).
+
+    Requeues jobs held by workers that stopped heartbeating, expires jobs past their
+    completion window, and sends wake messages for every model group with queued jobs.
+    Jobs already finished are never touched, so nothing runs twice. Workers also do all of
+    this on their own every few seconds; this makes it immediate.
+    """
+    client = app.client
+    client.messaging.check()
+    report = client.recover()
+    queued = ", ".join(f"{g}: {n}" for g, n in sorted(report["queued_jobs_by_group"].items())) or "none"
+    info(f"requeued {report['jobs_requeued_from_dead_workers']} jobs of dead workers; "
+         f"queued jobs announced again ({queued})")
+
+
+@cli.command()
 @click.option("--processes", "-p", type=click.IntRange(min=1),
               help="Worker processes to run (each with its own event loop). Default: config (1).")
 @click.option("--concurrency", type=click.IntRange(min=1),

@@ -235,3 +235,16 @@ def chat_lines(count: int, *, prefix: str = "job", model: str | None = None, **b
             line["model"] = model
         lines.append(line)
     return lines
+
+
+@pytest.fixture
+def figures(request):
+    """Record measured figures of a test; written as JSON lines to $LLMD_FIGURES when set."""
+    recorded: dict[str, Any] = {}
+    yield recorded
+    path = os.environ.get("LLMD_FIGURES")
+    if path and recorded:
+        import json
+
+        with open(path, "a") as handle:
+            handle.write(json.dumps({"test": request.node.name, **recorded}) + "\n")

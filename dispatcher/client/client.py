@@ -209,6 +209,52 @@ class Client:
             batch_sql.finish_if_done(connection, [batch_id], now)
         return self.status(batch_id)
 
+    def retry_failed(self, batch_id: str) -> tuple[BatchInfo, int]:
+        """Queue a batch's failed requests again (invalid input lines stay failed)."""
+        from dispatcher.durations import parse_duration
+        from dispatcher.intake.validate import VALIDATION_CODES
+
+        info = self.status(batch_id)
+        if info.status in (BatchStatus.VALIDATING, BatchStatus.CANCELLING, BatchStatus.CANCELLED):
+            raise UsageError(f"batch {batch_id} is {info.status}; only finished or running batches can be retried")
+        now = time.time()
+        expires_at = now + parse_duration(info.completion_window)
+        with self.database.write() as connection:
+            groups = batch_sql.requeue_failed_jobs(connection, batch_id, now, expires_at, VALIDATION_CODES)
+            retried = info.failed - (self._status_in(connection, batch_id).failed)
+        if groups:
+            self.messaging.notify_quietly(groups)
+        return self.status(batch_id), retried
+
+    def _status_in(self, connection, batch_id: str) -> BatchInfo:
+        return BatchInfo.from_row(batch_sql.get_batch(connection, batch_id))
+
+    def recover(self) -> dict[str, Any]:
+        """Rebuild what Redis lost: hand back jobs of dead workers, wake every group with work.
+
+        Safe to run at any time and any number of times: it only re-announces queued jobs
+        (duplicates are harmless) and requeues jobs whose worker has stopped heartbeating.
+        """
+        from dispatcher.store import jobs as job_sql
+
+        now = time.time()
+        dead_after = self.settings.worker.dead_after
+        with self.database.write() as connection:
+            released = []
+            for worker_id in worker_sql.dead_workers(connection, now, dead_after):
+                released += worker_sql.reap_worker(connection, worker_id, now, "found dead by recover")
+            orphans = job_sql.release_orphaned_jobs(connection, now, dead_after)
+            expired = batch_sql.expire_due(connection, now)
+        with self.database.read() as connection:
+            ready = job_sql.queued_counts(connection)
+        for group, count in ready.items():
+            self.messaging.notify([group], min(32, -(-count // self.settings.worker.claim_batch)))
+        return {
+            "jobs_requeued_from_dead_workers": len(released) + orphans,
+            "batches_with_expired_jobs": len(expired),
+            "queued_jobs_by_group": ready,
+        }
+
     # -- results -----------------------------------------------------------------------
 
     def results(self, batch_id: str, *, failed: bool = False) -> Iterator[dict[str, Any]]:

@@ -155,6 +155,10 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
     batch_id = new_batch_id()
     priority = options.priority if options.priority is not None else settings.default_priority
     window = options.completion_window or settings.completion_window
+    try:
+        expires_at = now + parse_duration(window)
+    except ValueError as exc:
+        raise InputError(f"--completion-window: {exc}") from None
     with database.write() as connection:
         batch_sql.insert_batch(
             connection,
@@ -170,14 +174,14 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
                 idempotency_key=options.idempotency_key,
                 completion_window=window,
                 created_at=now,
-                expires_at=now + parse_duration(window),
+                expires_at=expires_at,
                 total=counts.total,
                 failed=counts.invalid,
             ),
         )
     try:
         woken = False
-        for chunk in _chunks(_rows(spool, batch_id, priority, options, now), INSERT_CHUNK):
+        for chunk in _chunks(_rows(spool, batch_id, priority, options, now, expires_at), INSERT_CHUNK):
             with database.write() as connection:
                 job_sql.insert_jobs(connection, chunk)
             if not woken:
@@ -199,13 +203,15 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
     return batch_id
 
 
-def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: float) -> Iterator[dict]:
+def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: float,
+          expires_at: float) -> Iterator[dict]:
     weight = options.weight or 1.0
     for seq, raw in enumerate(spool):
         record = orjson.loads(raw)
         row = dict(
             batch_id=batch_id, seq=seq, line_no=record[1], custom_id=record[2],
             fair_key=seq / weight, claim=0, attempts=0, retries=0, not_before=0.0,
+            expires_at=expires_at,
             created_at=now, finished_at=None, error_code=None, error_message=None,
         )
         if record[0] == "ok":

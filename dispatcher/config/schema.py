@@ -191,6 +191,11 @@ class DispatcherSettings(BaseModel):
         default=1024, description="completion tokens assumed when a request sets no max_tokens"
     )
     completion_window: str = "24h"
+    when_group_cooling: Literal["fallback", "wait"] = Field(
+        default="fallback",
+        description="when every deployment of a group is cooling down: move its jobs to the "
+        "group's fallbacks (if it has any), or wait for the cooldown to end",
+    )
     retry_backoff_base: PositiveFloat = Field(
         default=1.0, description="first backoff (seconds) after a rate limit; doubles per retry"
     )

@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.deployments import Deployments
 from dispatcher.engine.execution import JobRunner
+from dispatcher.engine.fallbacks import FallbackPolicy
 from dispatcher.engine.outcomes import Outcome
 from dispatcher.engine.retry import RetryPolicy
 from dispatcher.engine.writer import OutcomeWriter
@@ -33,6 +34,7 @@ from dispatcher.limits.memory_backend import MemoryLimitBackend
 from dispatcher.routing.admission import Admission, Grant
 from dispatcher.routing.stats import RoutingStats, SharedStatsPublisher
 from dispatcher.routing.strategies import build_strategy
+from dispatcher.store import batches as batch_sql
 from dispatcher.store import jobs as job_sql
 from dispatcher.store import workers as worker_sql
 from dispatcher.store.database import Database, is_transient_error
@@ -99,6 +101,7 @@ class Engine:
         )
         self.routing_stats = RoutingStats()
         self._retry = RetryPolicy(config.router_settings, settings)
+        self._fallbacks = FallbackPolicy(config.router_settings)
         self._token_estimates: dict[str, float] = {}
         self._wake_timers: dict[str, asyncio.TimerHandle] = {}
         self.stats = EngineStats()
@@ -153,11 +156,12 @@ class Engine:
         self._limits, self._publisher = self._build_shared_state()
         self.admission = Admission(
             self._deployments, self._limits, self._strategy, self.routing_stats,
-            self._settings.rate_limits,
+            self._settings.rate_limits, self._config.router_settings,
         )
         self._runner = JobRunner(
             providers=self._providers,
             retry_policy=self._retry,
+            fallback_policy=self._fallbacks,
             worker_id=self.worker_id,
         )
         self._writer = OutcomeWriter(
@@ -172,7 +176,7 @@ class Engine:
             asyncio.create_task(self._writer.run(), name="writer"),
             asyncio.create_task(self._every(self.worker.heartbeat_interval, self._heartbeat)),
             asyncio.create_task(self._every(self.worker.poll_interval, self._poll)),
-            asyncio.create_task(self._every(self._reap_interval(), self._reap_dead_workers)),
+            asyncio.create_task(self._every(self._reap_interval(), self._housekeeping)),
             asyncio.create_task(self._every(STATS_SYNC_INTERVAL_S, self._sync_routing_stats)),
         ]
         writer_task = background[0]
@@ -234,6 +238,9 @@ class Engine:
         wanted = min(self._free, self.worker.claim_batch)
         grants = await self.admission.acquire(group, wanted, self._token_estimate(group))
         if isinstance(grants, Blocked):
+            if grants.reason == "cooldown" and self._moves_cooled_jobs(group):
+                await self._move_to_fallbacks(group, wanted)
+                return
             self._hot.pop(group, None)  # no busy polling: come back when capacity frees
             self._hint_at(group, grants.until)
             return
@@ -259,6 +266,30 @@ class Engine:
             self._learn_token_need(group, need)
         for job, grant, delay in zip(claimed, grants, delays):
             self._start(job, grant, delay)
+
+    def _moves_cooled_jobs(self, group: str) -> bool:
+        return self._settings.when_group_cooling == "fallback" and bool(
+            self._fallbacks.candidates(group, None)
+        )
+
+    async def _move_to_fallbacks(self, group: str, wanted: int) -> None:
+        """Every deployment of ``group`` is cooling down: hand its jobs to its fallbacks."""
+        claimed = await self._db(
+            self._write_tx,
+            job_sql.claim_jobs,
+            group=group,
+            limit=wanted,
+            worker_id=self.worker_id,
+            now=time.time(),
+            postgres=not self._database.is_sqlite,
+        )
+        if len(claimed) < wanted:
+            self._hot.pop(group, None)
+        for job in claimed:
+            self._free -= 1
+            self._writer.add(self._runner.fall_back(
+                job, None, f"every deployment of model group '{group}' is cooling down"
+            ))
 
     def _token_estimate(self, group: str) -> int:
         return int(self._token_estimates.get(group, self._settings.default_max_tokens + 100))
@@ -419,6 +450,13 @@ class Engine:
         if self._free > 0:
             for group in self.groups:
                 self._hint_local(group)
+
+    async def _housekeeping(self) -> None:
+        """Take over dead workers' jobs and expire jobs past their completion window."""
+        await self._reap_dead_workers()
+        expired = await self._db(self._write_tx, batch_sql.expire_due, now=time.time())
+        if expired:
+            log.info("completion window passed for jobs of %d batch(es)", len(expired))
 
     async def _reap_dead_workers(self) -> None:
         now = time.time()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -9,6 +10,7 @@ import orjson
 
 from dispatcher.config.secrets import redact
 from dispatcher.deployments import Deployment
+from dispatcher.engine.fallbacks import FallbackPolicy, groups_tried
 from dispatcher.engine.outcomes import AttemptRecord, Outcome
 from dispatcher.engine.retry import RetryPolicy
 from dispatcher.pricing import price_for
@@ -45,10 +47,12 @@ class JobRunner:
         *,
         providers: ProviderSet,
         retry_policy: RetryPolicy,
+        fallback_policy: FallbackPolicy,
         worker_id: str,
     ):
         self._providers = providers
         self._retry = retry_policy
+        self._fallbacks = fallback_policy
         self._worker_id = worker_id
         self._prices = {}
 
@@ -155,18 +159,46 @@ class JobRunner:
                 retries=job.retries + 1,
                 groups_tried=job.groups_tried,
             )
+        outcome = self.fall_back(job, error, message)
+        outcome.attempt = attempt
+        if outcome.is_final:
+            outcome.response_status = error.status_code
+            outcome.response = redact(error.body)
+            outcome.request_id = error.request_id
+            outcome.deployment_id = deployment.id
+            outcome.latency_ms = latency_ms
+        return outcome
+
+    def fall_back(self, job: ClaimedJob, error: pe.ProviderError | None, message: str) -> Outcome:
+        """Move the job to its next fallback group, or fail it naming every group tried.
+
+        ``error`` is None when the job never reached a provider because its whole group is
+        cooling down.
+        """
+        now = time.time()
+        tried = groups_tried(job.groups_tried, job.model_group)
+        code = error.code if error is not None else "group_cooling_down"
+        next_group = self._fallbacks.next_group(tried, error)
+        if next_group is not None:
+            log.info("job %s: %s in group %s; falling back to %s", job.id, code, job.model_group, next_group)
+            return Outcome(
+                job=job,
+                status=JobStatus.QUEUED,
+                finished_at=now,
+                error_code=code,
+                error_message=message,
+                not_before=now,
+                next_group=next_group,
+                retries=0,
+                groups_tried=json.dumps(tried + [next_group]),
+            )
+        if len(tried) > 1:
+            message = f"{message} (model groups tried: {', '.join(tried)})"
         return Outcome(
             job=job,
             status=JobStatus.FAILED,
             finished_at=now,
-            attempt=attempt,
-            response_status=error.status_code,
-            response=redact(error.body),
-            request_id=error.request_id,
-            error_code=error.code,
+            error_code=code,
             error_message=message,
-            deployment_id=deployment.id,
-            latency_ms=latency_ms,
-            groups_tried=job.groups_tried,
+            groups_tried=json.dumps(tried) if len(tried) > 1 else job.groups_tried,
         )
-

@@ -41,6 +41,9 @@ def write_outcomes(database: Database, outcomes: list[Outcome]) -> set[int]:
         requeues = [o.requeue_row() for o in outcomes if not o.is_final and o.job.id in valid]
         job_sql.finish_jobs(connection, finals)
         job_sql.requeue_jobs(connection, requeues)
+        batch_sql.cancel_requeued_jobs_of_cancelled_batches(
+            connection, [row["b_id"] for row in requeues], now
+        )
         job_sql.insert_attempts(
             connection, [o.attempt.row(o.job) for o in outcomes if o.attempt is not None]
         )

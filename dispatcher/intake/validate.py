@@ -31,6 +31,14 @@ FORBIDDEN_BODY_KEYS = {
 }
 
 
+# Error codes of lines refused by validation (never worth retrying as they are).
+VALIDATION_CODES = frozenset({
+    "invalid_json", "invalid_request", "invalid_priority", "missing_model", "unknown_model",
+    "invalid_custom_id", "duplicate_custom_id", "invalid_method", "invalid_url", "invalid_body",
+    "forbidden_field", "missing_messages", "invalid_messages",
+})
+
+
 @dataclass(slots=True)
 class Problem:
     """Why a line was refused, in OpenAI's batch error shape."""

@@ -22,9 +22,13 @@ class Reservation:
 
 @dataclass(slots=True)
 class Blocked:
-    """No candidate can take a request before ``until`` (local time.time() clock)."""
+    """No candidate can take a request before ``until`` (local time.time() clock).
+
+    ``reason`` is "cooldown" when every candidate is cooling down after failures, else "limits".
+    """
 
     until: float
+    reason: str = "limits"
 
 
 @dataclass(slots=True)
@@ -39,9 +43,23 @@ class LimitUsage:
 
 class LimitBackend(Protocol):
     async def reserve(
-        self, candidates: Sequence[LimitSpec], count: int, tokens: int, horizon: float
+        self,
+        candidates: Sequence[LimitSpec],
+        count: int,
+        tokens: int,
+        horizon: float,
+        deployment_ids: Sequence[str] = (),
     ) -> Reservation | Blocked:
-        """Reserve up to ``count`` sends of ``tokens`` each on the first candidate that can."""
+        """Reserve up to ``count`` sends of ``tokens`` each on the first candidate that can.
+
+        ``deployment_ids`` (parallel to ``candidates``) are checked for cooldowns.
+        """
+
+    async def record_failure(self, deployment_id: str, allowed_fails: int, cooldown_s: float) -> bool:
+        """Count a failure; True when it puts the deployment in cooldown (fleet-wide)."""
+
+    async def cooldowns(self, deployment_ids: Sequence[str]) -> list[float]:
+        """Seconds of cooldown left for each deployment (0 when none)."""
 
     async def adjust(self, corrections: Sequence[tuple[LimitSpec, int, int]], horizon: float) -> None:
         """Apply (spec, request delta, token delta) corrections; negative deltas are refunds."""

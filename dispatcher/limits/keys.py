@@ -16,3 +16,13 @@ def usage_hash(namespace: str, limit_key: str, minute: int) -> str:
 
 def routing_hash(namespace: str, deployment_id: str) -> str:
     return f"{namespace}:routing:{deployment_id}"
+
+
+def cooldown_key(namespace: str, deployment_id: str) -> str:
+    """Holds the end of a deployment's cooldown (expires with it)."""
+    return f"{namespace}:cooldown:{deployment_id}"
+
+
+def failures_key(namespace: str, deployment_id: str) -> str:
+    """Counts a deployment's failures over the last minute (for allowed_fails)."""
+    return f"{namespace}:fails:{deployment_id}"

@@ -15,13 +15,26 @@ class MemoryLimitBackend:
     def __init__(self):
         self._states: dict[str, ScheduleState] = defaultdict(ScheduleState)
         self._minute_usage: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+        self._failures: dict[str, list[float]] = defaultdict(list)
+        self._cooling_until: dict[str, float] = {}
 
     async def reserve(
-        self, candidates: Sequence[LimitSpec], count: int, tokens: int, horizon: float
+        self,
+        candidates: Sequence[LimitSpec],
+        count: int,
+        tokens: int,
+        horizon: float,
+        deployment_ids: Sequence[str] = (),
     ) -> Reservation | Blocked:
         now = time.time()
         earliest = None
+        cooling = 0
         for index, spec in enumerate(candidates):
+            cooldown_end = self._cooling_until.get(deployment_ids[index], 0.0) if deployment_ids else 0.0
+            if cooldown_end > now:
+                cooling += 1
+                earliest = cooldown_end if earliest is None else min(earliest, cooldown_end)
+                continue
             state = self._states[spec.key]
             trial = ScheduleState(state.r, state.t, state.p)
             times, next_free = plan(
@@ -36,7 +49,22 @@ class MemoryLimitBackend:
                 usage[1] += len(times) * tokens
                 return Reservation(index, times, 0.0)
             earliest = next_free if earliest is None else min(earliest, next_free)
-        return Blocked(earliest if earliest is not None else now)
+        reason = "cooldown" if candidates and cooling == len(candidates) else "limits"
+        return Blocked(earliest if earliest is not None else now, reason)
+
+    async def record_failure(self, deployment_id: str, allowed_fails: int, cooldown_s: float) -> bool:
+        now = time.time()
+        recent = [t for t in self._failures[deployment_id] if t > now - 60.0] + [now]
+        if len(recent) > allowed_fails:
+            self._failures[deployment_id] = []
+            self._cooling_until[deployment_id] = now + cooldown_s
+            return True
+        self._failures[deployment_id] = recent
+        return False
+
+    async def cooldowns(self, deployment_ids: Sequence[str]) -> list[float]:
+        now = time.time()
+        return [max(0.0, self._cooling_until.get(d, 0.0) - now) for d in deployment_ids]
 
     async def adjust(self, corrections: Sequence[tuple[LimitSpec, int, int]], horizon: float) -> None:
         now = time.time()

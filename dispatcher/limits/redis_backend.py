@@ -15,7 +15,7 @@ from dispatcher.limits import keys
 from dispatcher.limits.backend import Blocked, LimitUsage, Reservation
 from dispatcher.limits.spec import LimitSpec
 
-# KEYS: one limit hash per candidate, in preference order.
+# KEYS: one limit hash per candidate (in preference order), then one cooldown key per candidate.
 # ARGV: count, tokens, horizon, usage key prefix, then per candidate: request_interval, token_interval
 RESERVE = """
 local clock = redis.call('TIME')
@@ -24,8 +24,15 @@ local count = tonumber(ARGV[1])
 local tokens = tonumber(ARGV[2])
 local horizon = tonumber(ARGV[3])
 local usage_prefix = ARGV[4]
+local candidates = #KEYS / 2
 local earliest = nil
-for i = 1, #KEYS do
+local cooling = 0
+for i = 1, candidates do
+  local cooldown_end = tonumber(redis.call('GET', KEYS[candidates + i])) or 0
+  if cooldown_end > now then
+    cooling = cooling + 1
+    if earliest == nil or cooldown_end < earliest then earliest = cooldown_end end
+  else
   local ri = tonumber(ARGV[3 + 2 * i])
   local ti = tonumber(ARGV[4 + 2 * i])
   local state = redis.call('HMGET', KEYS[i], 'r', 't', 'p')
@@ -50,8 +57,26 @@ for i = 1, #KEYS do
     return {i, string.format('%.6f', now), unpack(times)}
   end
   if earliest == nil or send < earliest then earliest = send end
+  end
 end
-return {0, string.format('%.6f', now), string.format('%.6f', earliest or now)}
+local reason = 'limits'
+if candidates > 0 and cooling == candidates then reason = 'cooldown' end
+return {0, string.format('%.6f', now), string.format('%.6f', earliest or now), reason}
+"""
+
+# KEYS[1]: failure counter, KEYS[2]: cooldown key. ARGV: allowed fails, cooldown seconds.
+RECORD_FAILURE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local fails = redis.call('INCR', KEYS[1])
+if fails == 1 then redis.call('EXPIRE', KEYS[1], 60) end
+if fails > tonumber(ARGV[1]) then
+  local cooldown = tonumber(ARGV[2])
+  redis.call('SET', KEYS[2], string.format('%.6f', now + cooldown), 'PX', math.max(1, math.ceil(cooldown * 1000)))
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
 """
 
 # KEYS: limit hashes. ARGV: horizon, usage key prefix, then per key: request seconds delta,
@@ -109,6 +134,7 @@ class RedisLimitBackend:
         self._reserve = self._client.register_script(RESERVE)
         self._adjust = self._client.register_script(ADJUST)
         self._pause = self._client.register_script(PAUSE)
+        self._record_failure = self._client.register_script(RECORD_FAILURE)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -118,35 +144,58 @@ class RedisLimitBackend:
         return keys.limit_hash(self._namespace, spec.key)
 
     async def reserve(
-        self, candidates: Sequence[LimitSpec], count: int, tokens: int, horizon: float
+        self,
+        candidates: Sequence[LimitSpec],
+        count: int,
+        tokens: int,
+        horizon: float,
+        deployment_ids: Sequence[str] = (),
     ) -> Reservation | Blocked:
-        keys = [self._key(spec) for spec in candidates]
+        cooldown_keys = [keys.cooldown_key(self._namespace, d) for d in deployment_ids] or [
+            keys.cooldown_key(self._namespace, f"-{spec.key}") for spec in candidates
+        ]
+        hash_keys = [self._key(spec) for spec in candidates]
         args: list = [count, tokens, horizon, self._usage_prefix]
         for spec in candidates:
             args += [repr(spec.request_interval), repr(spec.token_interval)]
         local_before = time.time()
-        reply = await self._reserve(keys=keys, args=args)
+        reply = await self._reserve(keys=hash_keys + cooldown_keys, args=args)
         local_now = (local_before + time.time()) / 2
         index = int(reply[0])
         redis_now = float(reply[1])
         offset = redis_now - local_now
         if index == 0:
-            return Blocked(float(reply[2]) - offset)
+            reason = reply[3].decode() if isinstance(reply[3], bytes) else str(reply[3])
+            return Blocked(float(reply[2]) - offset, reason)
         return Reservation(index - 1, [float(t) for t in reply[2:]], offset)
 
     async def adjust(self, corrections: Sequence[tuple[LimitSpec, int, int]], horizon: float) -> None:
-        keys, args = [], [horizon, self._usage_prefix]
+        hash_keys, args = [], [horizon, self._usage_prefix]
         for spec, requests, tokens in corrections:
             delta_r = requests * spec.request_interval
             delta_t = tokens * spec.token_interval
             if delta_r or delta_t:
-                keys.append(self._key(spec))
+                hash_keys.append(self._key(spec))
                 args += [repr(delta_r), repr(delta_t), int(requests), int(tokens)]
-        if keys:
-            await self._adjust(keys=keys, args=args)
+        if hash_keys:
+            await self._adjust(keys=hash_keys, args=args)
 
     async def pause(self, spec: LimitSpec, seconds: float) -> None:
         await self._pause(keys=[self._key(spec)], args=[repr(seconds)])
+
+    async def record_failure(self, deployment_id: str, allowed_fails: int, cooldown_s: float) -> bool:
+        started = await self._record_failure(
+            keys=[keys.failures_key(self._namespace, deployment_id),
+                  keys.cooldown_key(self._namespace, deployment_id)],
+            args=[allowed_fails, repr(cooldown_s)],
+        )
+        return bool(int(started))
+
+    async def cooldowns(self, deployment_ids: Sequence[str]) -> list[float]:
+        raw_time = await self._client.time()
+        now = raw_time[0] + raw_time[1] / 1e6
+        values = await self._client.mget([keys.cooldown_key(self._namespace, d) for d in deployment_ids])
+        return [max(0.0, float(v) - now) if v is not None else 0.0 for v in values]
 
     async def usage(self, specs: Sequence[LimitSpec]) -> list[LimitUsage]:
         raw_time = await self._client.time()

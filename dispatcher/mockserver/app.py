@@ -70,7 +70,7 @@ def _json_response(status: int, body: bytes, headers: dict[str, str] | None = No
 async def chat_completions(request: web.Request) -> web.Response:
     state: MockProviderState = request.app["state"]
     stats = state.stats
-    stats.enter()
+    stats.enter(time.monotonic() - state.started)
     status = 500
     try:
         response = await _answer(state, request)

@@ -19,9 +19,11 @@ class MockStats:
     total_tokens: int = 0
     fingerprint_counts: collections.Counter = field(default_factory=collections.Counter)
     admitted_at: list = field(default_factory=list)
+    received_at: list = field(default_factory=list)
 
-    def enter(self) -> None:
+    def enter(self, at: float) -> None:
         self.requests += 1
+        self.received_at.append(round(at, 4))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
@@ -59,4 +61,5 @@ class MockStats:
         if detail:
             data["fingerprint_counts"] = dict(self.fingerprint_counts)
             data["admitted_at"] = self.admitted_at
+            data["received_at"] = self.received_at
         return data

@@ -8,11 +8,12 @@ the most urgent one at that moment, and a group with no capacity holds no worker
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from dispatcher.config.schema import RateLimitSettings
+from dispatcher.config.schema import RateLimitSettings, RouterSettings
 from dispatcher.deployments import Deployment, Deployments
 from dispatcher.limits.backend import Blocked, LimitBackend
 from dispatcher.limits.spec import LimitSpec, limit_specs
@@ -20,6 +21,8 @@ from dispatcher.providers import errors as pe
 from dispatcher.providers.base import Completion
 from dispatcher.routing.stats import RoutingStats
 from dispatcher.routing.strategies import RoutingStrategy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -40,14 +43,17 @@ class Admission:
         strategy: RoutingStrategy,
         stats: RoutingStats,
         settings: RateLimitSettings,
+        router: RouterSettings | None = None,
     ):
         self._deployments = deployments
         self._backend = backend
         self._strategy = strategy
         self._stats = stats
         self._settings = settings
+        self._router = router or RouterSettings()
         self.specs = limit_specs(deployments, settings.headroom)
-        self._local_pause: dict[str, float] = {}
+        self._local_pause: dict[str, float] = {}  # limit key -> until (429s seen here)
+        self._local_cooldown: dict[str, float] = {}  # deployment id -> until
 
     @property
     def horizon(self) -> float:
@@ -59,15 +65,20 @@ class Admission:
         if not members:
             return []
         now = time.time()
-        if not any(self.specs[d.id].limited for d in members) and not self._paused(members, now):
-            # No limits to share: choose per call, no round trip to the limit backend.
+        if (
+            not any(self.specs[d.id].limited for d in members)
+            and not self._paused(members, now)
+            and self._router.disable_cooldowns
+        ):
+            # Nothing fleet-wide to consult: choose per call, no round trip to the backend.
             return [
                 Grant(d, self.specs[d.id], now, tokens)
                 for d in (self._strategy.order(members, self._stats)[0] for _ in range(count))
             ]
         ordered = self._strategy.order(members, self._stats)
         result = await self._backend.reserve(
-            [self.specs[d.id] for d in ordered], count, tokens, self.horizon
+            [self.specs[d.id] for d in ordered], count, tokens, self.horizon,
+            [d.id for d in ordered],
         )
         if isinstance(result, Blocked):
             return result
@@ -79,8 +90,12 @@ class Admission:
         ]
 
     def pause_remaining(self, grant: Grant) -> float:
-        """Seconds this worker knows the grant's deployment is paused for (a 429 seen here)."""
-        return max(0.0, self._local_pause.get(grant.spec.key, 0.0) - time.time())
+        """Seconds this worker knows the grant's deployment is paused or cooling down for."""
+        until = max(
+            self._local_pause.get(grant.spec.key, 0.0),
+            self._local_cooldown.get(grant.deployment.id, 0.0),
+        )
+        return max(0.0, until - time.time())
 
     async def renew(self, grant: Grant) -> Grant | Blocked:
         """A fresh grant for a call whose booked send time fell inside a pause."""
@@ -129,6 +144,8 @@ class Admission:
         if error is not None:
             if isinstance(error, pe.RateLimitError):
                 await self.pause(spec, error.retry_after or self._settings.default_pause_s)
+            if error.counts_as_deployment_failure and not self._router.disable_cooldowns:
+                await self.record_failure(grant.deployment)
             if not error.request_sent and spec.limited:
                 await self._backend.adjust([(spec, -1, -grant.tokens)], self.horizon)
             return
@@ -153,6 +170,18 @@ class Admission:
                 and info.reset_tokens_s
             ):
                 await self.pause(spec, info.reset_tokens_s)
+
+    async def record_failure(self, deployment: Deployment) -> None:
+        cooldown = self._router.cooldown_time
+        started = await self._backend.record_failure(
+            deployment.id, self._router.allowed_fails, cooldown
+        )
+        if started:
+            self._local_cooldown[deployment.id] = time.time() + cooldown
+            log.warning(
+                "deployment %s failed more than %d times in a minute: cooling down for %gs",
+                deployment.id, self._router.allowed_fails, cooldown,
+            )
 
     async def pause(self, spec: LimitSpec, seconds: float) -> None:
         self._local_pause[spec.key] = max(self._local_pause.get(spec.key, 0.0), time.time() + seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable
 
 import sqlalchemy as sa
@@ -84,13 +85,25 @@ def set_status(
 
 
 def finish_if_done(connection: Connection, batch_ids: Iterable[str], now: float) -> None:
-    """Close batches whose every job has ended: in_progress -> completed, cancelling -> cancelled."""
+    """Close batches whose every job has ended.
+
+    in_progress -> completed (or expired when some jobs missed the completion window),
+    cancelling -> cancelled.
+    """
     ids = list(batch_ids)
     if not ids:
         return
     ended = (
         batches.c.succeeded + batches.c.failed + batches.c.cancelled + batches.c.expired
         >= batches.c.total
+    )
+    connection.execute(
+        batches.update()
+        .where(
+            batches.c.id.in_(ids), batches.c.status == BatchStatus.IN_PROGRESS, ended,
+            batches.c.expired > 0,
+        )
+        .values(status=BatchStatus.EXPIRED, finalizing_at=now, expired_at=now)
     )
     connection.execute(
         batches.update()
@@ -140,3 +153,82 @@ def count_jobs_by_status(connection: Connection, batch_id: str) -> dict[str, int
         .group_by(jobs.c.status)
     ).all()
     return {status: count for status, count in rows}
+
+
+def expire_due(connection: Connection, now: float) -> list[str]:
+    """Expire queued jobs past their window and close batches that ended; returns batch ids."""
+    from dispatcher.store.jobs import expire_due_jobs
+
+    counts = expire_due_jobs(connection, now)
+    if counts:
+        add_counters(connection, {batch_id: {"expired": n} for batch_id, n in counts.items()})
+        finish_if_done(connection, list(counts), now)
+    return list(counts)
+
+
+def cancel_requeued_jobs_of_cancelled_batches(connection: Connection, job_ids: list[int], now: float) -> None:
+    """Jobs put back in the queue (retry, fallback) after their batch was cancelled stay cancelled."""
+    if not job_ids:
+        return
+    stopped = sa.select(batches.c.id).where(
+        batches.c.status.in_([BatchStatus.CANCELLING, BatchStatus.CANCELLED])
+    )
+    rows = connection.execute(
+        jobs.update()
+        .where(jobs.c.id.in_(job_ids), jobs.c.status == JobStatus.QUEUED, jobs.c.batch_id.in_(stopped))
+        .values(
+            status=JobStatus.CANCELLED,
+            finished_at=now,
+            error_code="batch_cancelled",
+            error_message="The batch was cancelled before this request finished.",
+        )
+        .returning(jobs.c.batch_id)
+    ).scalars().all()
+    counts: dict[str, int] = {}
+    for batch_id in rows:
+        counts[batch_id] = counts.get(batch_id, 0) + 1
+    if counts:
+        add_counters(connection, {b: {"cancelled": n} for b, n in counts.items()})
+        finish_if_done(connection, list(counts), now)
+
+
+def requeue_failed_jobs(
+    connection: Connection, batch_id: str, now: float, expires_at: float, keep_codes: Iterable[str]
+) -> list[str]:
+    """Put a batch's failed jobs back in the queue (in their first model group); returns groups.
+
+    Jobs whose error code is in ``keep_codes`` (invalid input lines) stay failed.
+    """
+    failed = connection.execute(
+        sa.select(jobs.c.id, jobs.c.model_group, jobs.c.groups_tried).where(
+            jobs.c.batch_id == batch_id,
+            jobs.c.status == JobStatus.FAILED,
+            sa.or_(jobs.c.error_code.is_(None), jobs.c.error_code.not_in(list(keep_codes))),
+        )
+    ).all()
+    groups: dict[str, list[int]] = {}
+    for row in failed:
+        first_group = json.loads(row.groups_tried)[0] if row.groups_tried else row.model_group
+        groups.setdefault(first_group, []).append(row.id)
+    for group, ids in groups.items():
+        for start in range(0, len(ids), 1000):
+            connection.execute(
+                jobs.update()
+                .where(jobs.c.id.in_(ids[start:start + 1000]), jobs.c.status == JobStatus.FAILED)
+                .values(
+                    status=JobStatus.QUEUED, model_group=group, retries=0, not_before=now,
+                    expires_at=expires_at, groups_tried=None, finished_at=None,
+                    error_code=None, error_message=None, response=None, response_status=None,
+                )
+            )
+    if failed:
+        add_counters(connection, {batch_id: {"failed": -len(failed)}})
+        connection.execute(
+            batches.update()
+            .where(batches.c.id == batch_id)
+            .values(
+                status=BatchStatus.IN_PROGRESS, completed_at=None, finalizing_at=None,
+                expired_at=None, failed_at=None, expires_at=expires_at,
+            )
+        )
+    return sorted(groups)

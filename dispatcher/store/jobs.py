@@ -82,6 +82,7 @@ def claim_jobs(
             jobs.c.status == JobStatus.QUEUED,
             jobs.c.model_group == group,
             jobs.c.not_before <= now,
+            sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
         )
         .order_by(jobs.c.priority, jobs.c.fair_key, jobs.c.id)
         .limit(limit)
@@ -124,6 +125,62 @@ def ready_groups(connection: Connection, groups: Iterable[str], now: float) -> l
         if exists:
             found.append(group)
     return found
+
+
+def expire_due_jobs(connection: Connection, now: float) -> dict[str, int]:
+    """End queued jobs whose completion window has passed; returns counts per batch."""
+    rows = connection.execute(
+        jobs.update()
+        .where(jobs.c.status == JobStatus.QUEUED, jobs.c.expires_at <= now)
+        .values(
+            status=JobStatus.EXPIRED,
+            finished_at=now,
+            worker_id=None,
+            error_code="batch_expired",
+            error_message="This request could not be executed before the completion window expired.",
+        )
+        .returning(jobs.c.batch_id)
+    ).scalars().all()
+    counts: dict[str, int] = {}
+    for batch_id in rows:
+        counts[batch_id] = counts.get(batch_id, 0) + 1
+    return counts
+
+
+def queued_counts(connection: Connection) -> dict[str, int]:
+    """Queued jobs per model group."""
+    rows = connection.execute(
+        sa.select(jobs.c.model_group, sa.func.count())
+        .where(jobs.c.status == JobStatus.QUEUED)
+        .group_by(jobs.c.model_group)
+    ).all()
+    return {group: count for group, count in rows}
+
+
+def release_orphaned_jobs(connection: Connection, now: float, dead_after: float) -> int:
+    """Requeue running jobs whose worker is unknown or stopped (no live heartbeat)."""
+    from dispatcher.store.tables import workers
+
+    live = sa.select(workers.c.id).where(
+        workers.c.stopped_at.is_(None), workers.c.heartbeat_at >= now - dead_after
+    )
+    orphans = connection.execute(
+        sa.select(jobs.c.worker_id).distinct().where(
+            jobs.c.status == JobStatus.RUNNING,
+            sa.or_(jobs.c.worker_id.is_(None), jobs.c.worker_id.not_in(live)),
+        )
+    ).scalars().all()
+    released = 0
+    for worker_id in orphans:
+        if worker_id is None:
+            released += connection.execute(
+                jobs.update()
+                .where(jobs.c.status == JobStatus.RUNNING, jobs.c.worker_id.is_(None))
+                .values(status=JobStatus.QUEUED, not_before=now)
+            ).rowcount
+        else:
+            released += len(release_worker_jobs(connection, worker_id, now, "worker no longer alive"))
+    return released
 
 
 def next_ready_time(connection: Connection, groups: Iterable[str]) -> float | None:

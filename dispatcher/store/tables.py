@@ -117,6 +117,9 @@ class Job(SQLModel, table=True):
     claim: int = Field(default=0, description="bumped by every claim; fences result writes")
     worker_id: Optional[str] = Field(default=None, max_length=64)
     not_before: float = 0.0
+    expires_at: Optional[float] = Field(
+        default=None, description="not started by then: the job ends expired (completion window)"
+    )
     attempts: int = Field(default=0, description="provider calls made, abandoned ones included")
     retries: int = Field(default=0, description="retries used in the current model group")
     groups_tried: Optional[str] = Field(default=None, sa_type=sa.Text)
