@@ -39,10 +39,14 @@ class FallbackPolicy:
         return self._general.get(group, []) + self._default
 
     def next_group(self, tried: list[str], error: pe.ProviderError | None) -> str | None:
-        """The next group to try, or None; ``tried`` lists groups in the order tried."""
+        """The next group to try, or None; ``tried`` lists groups in the order tried.
+
+        The chain is the primary group's (``tried[0]``): its specific fallbacks in order, then
+        the defaults; the latest error decides which list applies.
+        """
         if len(tried) - 1 >= self._max:
             return None
-        for group in self.candidates(tried[-1], error):
+        for group in self.candidates(tried[0], error):
             if group not in tried:
                 return group
         return None

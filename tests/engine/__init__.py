@@ -1,0 +1,1 @@
+"""Tests of the engine's pure policies (retries, fallbacks) and request building."""
