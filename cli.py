@@ -110,6 +110,15 @@ def submit_options(function):
             "--completion-window", metavar="DURATION",
             help="Jobs not started within this time end 'expired' (e.g. 24h). Default: config.",
         ),
+        click.option(
+            "--weight", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+            help="Share of capacity among batches of the same priority (2 = twice the turns).",
+        ),
+        click.option(
+            "--not-before", metavar="TIME",
+            help="Hold the batch until TIME (ISO 8601 like 2026-11-25T02:00, or Unix seconds).",
+        ),
+        click.option("--delay", metavar="DURATION", help="Hold the batch for DURATION (e.g. 10m)."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -126,7 +135,8 @@ def parse_metadata(pairs: tuple[str, ...]) -> dict[str, str]:
     return metadata
 
 
-def submit_kwargs(model, priority, name, metadata, skip_invalid, completion_window) -> dict:
+def submit_kwargs(model, priority, name, metadata, skip_invalid, completion_window, weight,
+                  not_before, delay) -> dict:
     return dict(
         model=model,
         priority=_priority(priority),
@@ -134,7 +144,36 @@ def submit_kwargs(model, priority, name, metadata, skip_invalid, completion_wind
         metadata=parse_metadata(metadata),
         skip_invalid=skip_invalid,
         completion_window=completion_window,
+        weight=weight,
+        not_before=_start_time(not_before, delay),
     )
+
+
+def _start_time(not_before: str | None, delay: str | None) -> float | None:
+    import time
+    from datetime import datetime
+
+    from dispatcher.durations import parse_duration
+
+    if not_before and delay:
+        raise UsageError("use --not-before or --delay, not both")
+    if delay:
+        try:
+            return time.time() + parse_duration(delay)
+        except ValueError as exc:
+            raise UsageError(f"--delay: {exc}") from None
+    if not_before:
+        try:
+            return float(not_before)
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(not_before).timestamp()
+        except ValueError:
+            raise UsageError(
+                f"--not-before: {not_before!r} is neither ISO 8601 (2026-11-25T02:00) nor Unix seconds"
+            ) from None
+    return None
 
 
 def _priority(value: str | None) -> int | None:
@@ -369,6 +408,75 @@ def cancel(app: AppContext, batch_id: str) -> None:
     batch = app.client.cancel(batch_id)
     info(f"batch {batch_id} is {batch.status}: {batch.cancelled} requests cancelled, "
          f"{batch.succeeded} succeeded, {batch.failed} failed")
+
+
+@cli.command()
+@click.argument("batch_id")
+@click.argument("priority")
+@pass_app
+def reprioritize(app: AppContext, batch_id: str, priority: str) -> None:
+    """Change the priority of a batch's waiting requests (0-9 or urgent/high/normal/low/bulk).
+
+    Requests already running are not affected; the waiting ones keep their order and join
+    the new level's turn-taking where it stands now.
+    """
+    batch, moved = app.client.reprioritize(batch_id, _priority(priority))
+    info(f"batch {batch_id}: {moved} waiting requests now at priority {batch.priority}")
+
+
+@cli.command()
+@click.argument("prompt")
+@click.option("--model", "-m", help="Model group. Default: the config's default_model.")
+@click.option("--priority", "-p", default="urgent", show_default=True,
+              help="0-9 or urgent/high/normal/low/bulk.")
+@click.option("--system", help="A system message to send before the prompt.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Completion token budget.")
+@click.option("--temperature", type=float)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole response body as JSON.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
+              help="Seconds to wait for the answer.")
+@pass_app
+def complete(app: AppContext, prompt: str, model, priority, system, max_tokens, temperature,
+             as_json: bool, timeout: float) -> None:
+    """One completion through the queue, ahead of bulk work: prints the answer.
+
+    PROMPT is the user message; '-' reads stdin, which may hold the prompt text or a whole
+    chat-completions JSON body ({"messages": [...], ...}). In embedded mode (no redis_url)
+    this process runs the request itself.
+    """
+    request = _completion_request(prompt, system, max_tokens, temperature)
+    body = app.client.complete(request, model=model, priority=_priority(priority), timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
+        return
+    message = (body.get("choices") or [{}])[0].get("message") or {}
+    content = message.get("content")
+    if content is None and message.get("tool_calls"):
+        content = json.dumps(message["tool_calls"], indent=2)
+    click.echo(content if content is not None else json.dumps(body))
+
+
+def _completion_request(prompt: str, system, max_tokens, temperature) -> dict:
+    text = sys.stdin.read() if prompt == "-" else prompt
+    body: dict | None = None
+    if prompt == "-" and text.lstrip().startswith("{"):
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"stdin looks like JSON but is not valid: {exc}") from None
+        if not isinstance(body, dict):
+            raise UsageError("a JSON body on stdin must be an object with 'messages'")
+    if body is None:
+        if not text.strip():
+            raise UsageError("the prompt is empty")
+        body = {"messages": [{"role": "user", "content": text.rstrip("\n") if prompt == "-" else text}]}
+    if system:
+        body["messages"] = [{"role": "system", "content": system}] + list(body.get("messages") or [])
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    if temperature is not None:
+        body["temperature"] = temperature
+    return body
 
 
 @cli.command()

@@ -1,6 +1,22 @@
-"""llm-dispatcher: priority-scheduled batch LLM completions under fleet-wide rate limits."""
+"""llm-dispatcher: priority-scheduled batch LLM completions under fleet-wide rate limits.
 
-from dispatcher.client import BatchInfo, Client, SubmitResult
+``from dispatcher import Client`` is the entry point. The client is imported lazily so that
+light entry points (the mock provider, the worker's child processes) do not pay for loading
+SQLAlchemy before they need it.
+"""
+
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 __all__ = ["BatchInfo", "Client", "SubmitResult", "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dispatcher.client import BatchInfo, Client, SubmitResult
+
+
+def __getattr__(name: str):
+    if name in ("BatchInfo", "Client", "SubmitResult"):
+        from dispatcher import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'dispatcher' has no attribute {name!r}")

@@ -34,7 +34,7 @@ from dispatcher.client.submit import SubmitOptions, SubmitResult, submit
 from dispatcher.config.loader import apply_env_overrides, load_config
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.deployments import Deployments, build_deployments
-from dispatcher.errors import NotFoundError, UsageError
+from dispatcher.errors import DispatcherError, NotFoundError, UsageError
 from dispatcher.intake.reader import Source
 from dispatcher.priority import parse_priority
 from dispatcher.store import batches as batch_sql
@@ -44,6 +44,23 @@ from dispatcher.store.migrate import ensure_schema
 from dispatcher.store.tables import BatchStatus, JobStatus
 
 Progress = Callable[[BatchInfo], None]
+
+
+class CompletionFailed(DispatcherError):
+    """A single completion ended without a result; ``error`` is its OpenAI error-file line."""
+
+    exit_code = 1
+
+    def __init__(self, batch_id: str, error: dict[str, Any] | None):
+        self.batch_id = batch_id
+        self.error = error or {}
+        response = self.error.get("response") or {}
+        detail = (self.error.get("error") or {}).get("message")
+        if detail is None and response:
+            body = response.get("body")
+            detail = body.get("error", {}).get("message") if isinstance(body, dict) else str(body)
+            detail = f"HTTP {response.get('status_code')}: {detail}"
+        super().__init__(f"the completion failed: {detail or 'unknown error'} (batch {batch_id})")
 
 
 class Client:
@@ -73,6 +90,7 @@ class Client:
         self.deployments: Deployments = build_deployments(self.config)
         self._database: Database | None = None
         self._messaging = None
+        self._local_worker = None  # started by complete() in embedded mode
 
     # -- connections -------------------------------------------------------------------
 
@@ -98,6 +116,9 @@ class Client:
         return self._messaging
 
     def close(self) -> None:
+        if self._local_worker is not None:
+            self._local_worker.stop()
+            self._local_worker = None
         if self._messaging is not None:
             self._messaging.close()
         if self._database is not None:
@@ -122,8 +143,16 @@ class Client:
         skip_invalid: bool = False,
         idempotency_key: str | None = None,
         completion_window: str | None = None,
+        weight: float = 1.0,
+        not_before: float | None = None,
     ) -> SubmitResult:
-        """Validate and enqueue a batch from a JSONL path (``-`` for stdin), a file or dicts."""
+        """Validate and enqueue a batch from a JSONL path (``-`` for stdin), a file or dicts.
+
+        ``priority``: 0 (most urgent) to 9 or a name; ``weight``: share among batches of the
+        same priority (2 = twice the turns); ``not_before``: Unix time the batch may start.
+        """
+        if weight <= 0:
+            raise UsageError("weight must be positive")
         if model is not None and model not in self.deployments.by_group:
             raise UsageError(
                 f"unknown model group '{model}' (--model); the config defines: "
@@ -137,6 +166,8 @@ class Client:
             skip_invalid=skip_invalid,
             idempotency_key=idempotency_key,
             completion_window=completion_window,
+            weight=weight,
+            not_before=not_before,
         )
         messaging = self.messaging
         database = self.database
@@ -208,6 +239,46 @@ class Client:
             )
             batch_sql.finish_if_done(connection, [batch_id], now)
         return self.status(batch_id)
+
+    def reprioritize(self, batch_id: str, priority: int | str) -> tuple[BatchInfo, int]:
+        """Change the priority of a batch's waiting jobs; returns (batch, jobs moved)."""
+        level = parse_priority(priority)
+        info = self.status(batch_id)
+        if info.done:
+            raise UsageError(f"batch {batch_id} is {info.status}: nothing is waiting")
+        with self.database.write() as connection:
+            moved, groups = batch_sql.reprioritize(connection, batch_id, level, time.time())
+        self.messaging.notify_quietly(groups)
+        return self.status(batch_id), moved
+
+    def complete(
+        self,
+        request: str | dict[str, Any],
+        *,
+        model: str | None = None,
+        priority: int | str | None = "urgent",
+        timeout: float | None = 300.0,
+        poll_interval: float = 0.05,
+    ) -> dict[str, Any]:
+        """One chat completion through the queue: submit, wait, return the response body.
+
+        ``request`` is a prompt (sent as one user message) or a chat-completions body.
+        Raises CompletionFailed (with the error line) when the request fails, and
+        TimeoutError when no result came within ``timeout`` seconds (the job keeps its place
+        in the queue; its result stays retrievable by its batch id).
+        """
+        body = {"messages": [{"role": "user", "content": request}]} if isinstance(request, str) else dict(request)
+        if self.embedded and self._local_worker is None:
+            self._local_worker = self.start_worker()  # nobody else can run it without Redis
+        result = self.submit([{"custom_id": "completion", **body}], model=model, priority=priority,
+                             name="complete")
+        info = self.wait(result.batch_id, timeout=timeout, poll_interval=poll_interval)
+        if not info.done:
+            raise TimeoutError(f"no answer within {timeout:g}s (batch {result.batch_id} is still {info.status})")
+        for line in self.results(result.batch_id):
+            return line["response"]["body"]
+        error = next(iter(self.results(result.batch_id, failed=True)), None)
+        raise CompletionFailed(result.batch_id, error)
 
     def retry_failed(self, batch_id: str) -> tuple[BatchInfo, int]:
         """Queue a batch's failed requests again (invalid input lines stay failed)."""

@@ -48,6 +48,7 @@ class SubmitOptions:
     idempotency_key: str | None = None
     completion_window: str | None = None
     weight: float = 1.0
+    not_before: float | None = None  # Unix time before which no job of the batch starts
 
 
 @dataclass
@@ -156,7 +157,7 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
     priority = options.priority if options.priority is not None else settings.default_priority
     window = options.completion_window or settings.completion_window
     try:
-        expires_at = now + parse_duration(window)
+        expires_at = max(now, options.not_before or 0.0) + parse_duration(window)
     except ValueError as exc:
         raise InputError(f"--completion-window: {exc}") from None
     with database.write() as connection:
@@ -175,13 +176,16 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
                 completion_window=window,
                 created_at=now,
                 expires_at=expires_at,
+                not_before=options.not_before,
                 total=counts.total,
                 failed=counts.invalid,
             ),
         )
     try:
         woken = False
-        for chunk in _chunks(_rows(spool, batch_id, priority, options, now, expires_at), INSERT_CHUNK):
+        frontier = _FairFrontier(database, now)
+        rows = _rows(spool, batch_id, priority, options, now, expires_at, frontier)
+        for chunk in _chunks(rows, INSERT_CHUNK):
             with database.write() as connection:
                 job_sql.insert_jobs(connection, chunk)
             if not woken:
@@ -203,22 +207,43 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
     return batch_id
 
 
+class _FairFrontier:
+    """Where this batch's fair positions start at each (group, priority) level it uses."""
+
+    def __init__(self, database: Database, now: float):
+        self._database = database
+        self._now = now
+        self._starts: dict[tuple[str, int], float] = {}
+
+    def start(self, group: str, priority: int) -> float:
+        key = (group, priority)
+        if key not in self._starts:
+            with self._database.read() as connection:
+                self._starts[key] = job_sql.fair_frontier(connection, group, priority, self._now)
+        return self._starts[key]
+
+
 def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: float,
-          expires_at: float) -> Iterator[dict]:
+          expires_at: float, frontier: _FairFrontier) -> Iterator[dict]:
+    # Fair position: the level's frontier plus the job's place in the batch over its weight,
+    # so batches of one priority take turns (weighted round-robin), FIFO inside each batch.
     weight = options.weight or 1.0
+    not_before = options.not_before or 0.0
     for seq, raw in enumerate(spool):
         record = orjson.loads(raw)
         row = dict(
             batch_id=batch_id, seq=seq, line_no=record[1], custom_id=record[2],
-            fair_key=seq / weight, claim=0, attempts=0, retries=0, not_before=0.0,
+            fair_key=float(seq), claim=0, attempts=0, retries=0, not_before=not_before,
             expires_at=expires_at,
             created_at=now, finished_at=None, error_code=None, error_message=None,
         )
         if record[0] == "ok":
             _, _, _, group, body, line_priority, est_prompt, est_completion = record
+            job_priority = priority if line_priority is None else line_priority
             row.update(
                 model_group=group, body=body, status=JobStatus.QUEUED,
-                priority=priority if line_priority is None else line_priority,
+                priority=job_priority,
+                fair_key=frontier.start(group, job_priority) + seq / weight,
                 est_prompt_tokens=est_prompt, est_completion_tokens=est_completion,
             )
         else:

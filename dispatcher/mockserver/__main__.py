@@ -1,4 +1,4 @@
-"""``python -m dispatcher.mockserver``: run the mock provider until SIGTERM/SIGINT."""
+"""``python -m dispatcher.mockserver``: run the mock provider until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -7,69 +7,121 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 
 from aiohttp import web
 
 from dispatcher.mockserver.app import MockOptions, create_app
 
+log = logging.getLogger("dispatcher.mockserver")
 
-def parse_args() -> argparse.Namespace:
+# On SIGTERM, calls in flight get this long to finish before they are cancelled: long enough
+# for ordinary latencies, short enough that hung calls (--hang-s 3600) do not stall the exit.
+SHUTDOWN_GRACE_S = 1.0
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dispatcher.mockserver",
         description="OpenAI-compatible mock LLM provider for tests and benchmarks.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--port-file", help="write the bound port here once listening")
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--jitter-ms", type=float, default=0.0, help="latency is uniform in +-jitter")
-    parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (401 otherwise)")
-    parser.add_argument("--rpm", type=int, help="requests admitted per window")
-    parser.add_argument("--tpm", type=int, help="tokens (prompt + max_tokens) admitted per window")
-    parser.add_argument("--window-s", type=float, default=60.0, help="length of the sliding window")
-    parser.add_argument("--error-rate", type=float, default=0.0, help="fraction answered 500")
-    parser.add_argument("--hang-rate", type=float, default=0.0, help="fraction that hang --hang-s")
-    parser.add_argument("--hang-s", type=float, default=3600.0)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--verbose", action="store_true")
-    return parser.parse_args()
+    add = parser.add_argument
+    add("--host", default="127.0.0.1")
+    add("--port", type=int, default=0, help="0 (default) picks a free port")
+    add("--port-file", help="write the bound port here once listening (atomically)")
+    add("--latency-ms", type=float, default=0.0, help="added before each admitted answer")
+    add("--jitter-ms", type=float, default=0.0, help="latency is uniform in latency +- jitter")
+    add("--api-key", help="require 'Authorization: Bearer KEY' (401 otherwise)")
+    add("--rpm", type=int, help="requests admitted per sliding window")
+    add("--tpm", type=int, help="tokens (prompt + max_tokens) admitted per sliding window")
+    add("--window-s", type=float, default=60.0, help="length of the sliding window (default 60)")
+    add("--error-rate", type=float, default=0.0, help="fraction of admitted requests answered 500")
+    add("--hang-rate", type=float, default=0.0, help="fraction of admitted requests that hang")
+    add("--hang-s", type=float, default=3600.0, help="how long a hang lasts (default 3600)")
+    add("--seed", type=int, help="seed of the error, hang and jitter draws")
+    add("--verbose", action="store_true", help="log every request")
+    return parser
 
 
-async def serve(args: argparse.Namespace) -> None:
-    options = MockOptions(
-        latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, api_key=args.api_key,
-        rpm=args.rpm, tpm=args.tpm, window_s=args.window_s, error_rate=args.error_rate,
-        hang_rate=args.hang_rate, hang_s=args.hang_s, seed=args.seed, verbose=args.verbose,
+def parse_options(argv: list[str] | None = None) -> MockOptions:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return MockOptions(**vars(args))
+    except ValueError as exc:
+        parser.error(str(exc))
+        raise  # not reached: parser.error exits
+
+
+def raise_open_files_limit() -> None:
+    """Thousands of concurrent connections need as many descriptors; use the hard limit."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def write_port_file(path: str, port: int) -> None:
+    """Write then rename, so a reader never sees an empty or half-written file."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(str(port))
+    os.replace(tmp, target)
+
+
+async def serve(options: MockOptions) -> None:
+    runner = web.AppRunner(
+        create_app(options),
+        access_log=None,  # per-request logging costs; --verbose installs a middleware instead
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_GRACE_S,
     )
-    runner = web.AppRunner(create_app(options), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port, backlog=4096)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    if args.port_file:
-        tmp = Path(args.port_file).with_suffix(".tmp")
-        tmp.write_text(str(port))
-        os.replace(tmp, args.port_file)
-    logging.getLogger("dispatcher.mockserver").info("listening on http://%s:%d", args.host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+    try:
+        site = web.TCPSite(runner, options.host, options.port, backlog=4096)
+        await site.start()
+        port = runner.addresses[0][1]
+        if options.port_file:
+            write_port_file(options.port_file, port)
+        log.info("listening on http://%s:%d", options.host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
 
 
-def main() -> None:
-    args = parse_args()
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+def main(argv: list[str] | None = None) -> None:
+    options = parse_options(argv)
+    logging.basicConfig(
+        level=logging.INFO if options.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    raise_open_files_limit()
     try:
         import uvloop
-
-        uvloop.run(serve(args))
     except ImportError:
-        asyncio.run(serve(args))
+        asyncio.run(serve(options))
+    else:
+        uvloop.run(serve(options))
 
 
 if __name__ == "__main__":
     main()
+    # Everything is closed by now. Skip the interpreter's teardown of the heavy modules the
+    # `dispatcher` package imports (~0.2 s): tests start and stop many of these servers.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

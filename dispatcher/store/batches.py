@@ -232,3 +232,30 @@ def requeue_failed_jobs(
             )
         )
     return sorted(groups)
+
+
+def reprioritize(connection: Connection, batch_id: str, priority: int, now: float) -> tuple[int, list[str]]:
+    """Move a batch's waiting jobs to another priority, keeping their order and joining the
+    new level's round-robin where it stands now. Returns (jobs moved, groups touched)."""
+    from dispatcher.store.jobs import fair_frontier
+
+    levels = connection.execute(
+        sa.select(jobs.c.model_group, jobs.c.priority, sa.func.min(jobs.c.fair_key))
+        .where(jobs.c.batch_id == batch_id, jobs.c.status == JobStatus.QUEUED)
+        .group_by(jobs.c.model_group, jobs.c.priority)
+    ).all()
+    moved = 0
+    for group, old_priority, first_key in levels:
+        if old_priority == priority:
+            continue
+        shift = fair_frontier(connection, group, priority, now, exclude_batch=batch_id) - first_key
+        moved += connection.execute(
+            jobs.update()
+            .where(
+                jobs.c.batch_id == batch_id, jobs.c.status == JobStatus.QUEUED,
+                jobs.c.model_group == group, jobs.c.priority == old_priority,
+            )
+            .values(priority=priority, fair_key=jobs.c.fair_key + shift)
+        ).rowcount
+    connection.execute(batches.update().where(batches.c.id == batch_id).values(priority=priority))
+    return moved, sorted({group for group, _, _ in levels})

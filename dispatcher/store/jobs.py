@@ -147,6 +147,24 @@ def expire_due_jobs(connection: Connection, now: float) -> dict[str, int]:
     return counts
 
 
+def fair_frontier(connection: Connection, group: str, priority: int, now: float,
+                  exclude_batch: str | None = None) -> float:
+    """The fair position now being served at one (group, priority) level.
+
+    A batch arriving at this level starts its fair positions here, so it interleaves with the
+    batches already waiting (round-robin) instead of going first or last.
+    """
+    query = sa.select(sa.func.min(jobs.c.fair_key)).where(
+        jobs.c.status == JobStatus.QUEUED,
+        jobs.c.model_group == group,
+        jobs.c.priority == priority,
+        jobs.c.not_before <= now,
+    )
+    if exclude_batch is not None:
+        query = query.where(jobs.c.batch_id != exclude_batch)
+    return connection.execute(query).scalar() or 0.0
+
+
 def queued_counts(connection: Connection) -> dict[str, int]:
     """Queued jobs per model group."""
     rows = connection.execute(

@@ -44,9 +44,13 @@ def directives(body: dict[str, Any]) -> dict[str, str]:
     found: dict[str, str] = {}
     for message in body.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str) and "[[mock:" in content:
-            for name, value in _DIRECTIVE.findall(content):
-                found[name] = value
+        texts = [content] if isinstance(content, str) else [
+            part.get("text") for part in content or () if isinstance(part, dict)
+        ] if isinstance(content, list) else []
+        for text in texts:
+            if isinstance(text, str) and "[[mock:" in text:
+                for name, value in _DIRECTIVE.findall(text):
+                    found[name] = value
     return found
 
 
@@ -64,7 +68,7 @@ def last_user_text(body: dict[str, Any]) -> str:
                 return content
             if isinstance(content, list):
                 return " ".join(
-                    p.get("text", "") for p in content if isinstance(p, dict)
+                    p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
                 )
     return ""
 
@@ -116,7 +120,8 @@ def _completion(body: dict[str, Any], model: str, fixed_response: str | None):
     prompt = last_user_text(body)
     content = fixed_response if fixed_response is not None else f"Mock reply to: {prompt[:200]}"
     prompt_tokens = estimate_prompt_tokens(body)
-    limit = requested_completion_tokens(body, default=1 << 30)
+    # One choice is returned, so the cap is max_tokens itself (not max_tokens * n).
+    limit = requested_completion_tokens({**body, "n": 1}, default=1 << 30)
     completion_tokens = min(estimate_text_tokens(content), limit)
     finish_reason = "length" if completion_tokens < estimate_text_tokens(content) else "stop"
     usage = {

@@ -1,0 +1,1 @@
+"""Tests of priority order and fairness between batches."""
