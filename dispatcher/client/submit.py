@@ -183,7 +183,7 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
         )
     try:
         woken = False
-        frontier = _FairFrontier(database, now)
+        frontier = _FairFrontier(database, now, settings.fair_share)
         rows = _rows(spool, batch_id, priority, options, now, expires_at, frontier)
         for chunk in _chunks(rows, INSERT_CHUNK):
             with database.write() as connection:
@@ -208,18 +208,24 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
 
 
 class _FairFrontier:
-    """Where this batch's fair positions start at each (group, priority) level it uses."""
+    """Where this batch's fair positions start at each (group, priority) level it uses:
+    at the level's frontier (take turns with the batches waiting there), or after the last
+    of them when fair_share is off (first submitted, first served)."""
 
-    def __init__(self, database: Database, now: float):
+    def __init__(self, database: Database, now: float, fair_share: bool):
         self._database = database
         self._now = now
+        self._fair_share = fair_share
         self._starts: dict[tuple[str, int], float] = {}
 
     def start(self, group: str, priority: int) -> float:
         key = (group, priority)
         if key not in self._starts:
             with self._database.read() as connection:
-                self._starts[key] = job_sql.fair_frontier(connection, group, priority, self._now)
+                if self._fair_share:
+                    self._starts[key] = job_sql.fair_frontier(connection, group, priority, self._now)
+                else:
+                    self._starts[key] = job_sql.queue_end(connection, group, priority)
         return self._starts[key]
 
 

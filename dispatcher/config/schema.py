@@ -191,6 +191,10 @@ class DispatcherSettings(BaseModel):
         default=1024, description="completion tokens assumed when a request sets no max_tokens"
     )
     completion_window: str = "24h"
+    fair_share: bool = Field(
+        default=True,
+        description="batches of one priority take turns; false: first submitted, first served",
+    )
     when_group_cooling: Literal["fallback", "wait"] = Field(
         default="fallback",
         description="when every deployment of a group is cooling down: move its jobs to the "

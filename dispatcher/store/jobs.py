@@ -165,6 +165,16 @@ def fair_frontier(connection: Connection, group: str, priority: int, now: float,
     return connection.execute(query).scalar() or 0.0
 
 
+def queue_end(connection: Connection, group: str, priority: int) -> float:
+    """Just after the last fair position waiting at a level (strict FIFO between batches)."""
+    last = connection.execute(
+        sa.select(sa.func.max(jobs.c.fair_key)).where(
+            jobs.c.status == JobStatus.QUEUED, jobs.c.model_group == group, jobs.c.priority == priority
+        )
+    ).scalar()
+    return (last + 1.0) if last is not None else 0.0
+
+
 def queued_counts(connection: Connection) -> dict[str, int]:
     """Queued jobs per model group."""
     rows = connection.execute(
