@@ -119,6 +119,16 @@ def submit_options(function):
             help="Hold the batch until TIME (ISO 8601 like 2026-11-25T02:00, or Unix seconds).",
         ),
         click.option("--delay", metavar="DURATION", help="Hold the batch for DURATION (e.g. 10m)."),
+        click.option(
+            "--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+            help="Budget: once spent plus the estimated cost of calls in flight reaches it, no new "
+            "request starts; the batch ends 'budget_exceeded'.",
+        ),
+        click.option(
+            "--cache", is_flag=True,
+            help="Answer requests identical to ones already answered from the response cache "
+            "(any temperature), without a provider call.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -136,8 +146,10 @@ def parse_metadata(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def submit_kwargs(model, priority, name, metadata, skip_invalid, completion_window, weight,
-                  not_before, delay) -> dict:
+                  not_before, delay, max_cost, cache) -> dict:
     return dict(
+        max_cost=max_cost,
+        cache=cache,
         model=model,
         priority=_priority(priority),
         name=name,
@@ -411,6 +423,79 @@ def cancel(app: AppContext, batch_id: str) -> None:
 
 
 @cli.command()
+@click.option("--by", type=click.Choice(["group", "deployment", "batch", "day"]), default="group",
+              show_default=True, help="How to group the report.")
+@click.option("--since", metavar="TIME", help="From TIME: ISO date/time, Unix seconds, or a duration ago (7d).")
+@click.option("--until", metavar="TIME", help="Up to TIME (same forms).")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header line.")
+@pass_app
+def usage(app: AppContext, by: str, since: str | None, until: str | None, as_json: bool, as_csv: bool) -> None:
+    """Tokens, requests, failures and cost, from every provider call (retries included).
+
+    Cache hits cost nothing and are counted apart; calls whose price is unknown are counted
+    in 'unknown price' and left out of the cost, never counted as free.
+    """
+    rows = app.client.usage(by=by, since=_point_in_time(since, "--since"), until=_point_in_time(until, "--until"))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    columns = ["key", "requests", "failures", "cache_hits", "prompt_tokens", "completion_tokens",
+               "total_tokens", "cached_tokens", "cost", "unknown_cost_requests"]
+    if as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow([by if c == "key" else c for c in columns])
+        for row in rows:
+            writer.writerow([row[c] for c in columns])
+        return
+    from rich.table import Table
+
+    from dispatcher.console import out_console
+
+    table = Table(show_edge=False, header_style="bold")
+    for title in (by, "requests", "failures", "cache hits", "prompt tok", "completion tok",
+                  "total tok", "cost (USD)", "unknown price"):
+        table.add_column(title, justify="left" if title == by else "right")
+    for row in rows:
+        table.add_row(
+            str(row["key"]), f"{row['requests']:,}", f"{row['failures']:,}", f"{row['cache_hits']:,}",
+            f"{row['prompt_tokens']:,}", f"{row['completion_tokens']:,}", f"{row['total_tokens']:,}",
+            f"{row['cost']:.6f}", str(row["unknown_cost_requests"] or "-"),
+        )
+    if not rows:
+        info("no provider calls in that period")
+        return
+    out_console.print(table)
+
+
+def _point_in_time(text: str | None, option: str) -> float | None:
+    import time
+    from datetime import datetime, timezone
+
+    from dispatcher.durations import parse_duration
+
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return time.time() - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not a date (2026-11-01), Unix seconds, or a duration (7d)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+@cli.command()
 @click.argument("batch_id")
 @click.argument("priority")
 @pass_app
@@ -514,8 +599,12 @@ def recover(app: AppContext) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1),
               help="Provider calls each process keeps in flight. Default: config (256).")
 @click.option("--groups", help="Comma-separated model groups to serve. Default: all.")
+@click.option("--metrics-port", type=click.IntRange(min=1, max=65535),
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (process i: PORT+i). "
+              "Default: config worker.metrics_port (off).")
 @pass_app
-def worker(app: AppContext, processes: int | None, concurrency: int | None, groups: str | None) -> None:
+def worker(app: AppContext, processes: int | None, concurrency: int | None, groups: str | None,
+           metrics_port: int | None) -> None:
     """Run worker processes that execute queued jobs (needs redis_url for a fleet).
 
     Start it on as many machines as you like; they share rate limits and the queue
@@ -545,6 +634,7 @@ def worker(app: AppContext, processes: int | None, concurrency: int | None, grou
         log_format=app.log_format,
         database=client.database,
         shutdown_grace=client.settings.worker.shutdown_grace,
+        metrics_port=metrics_port or client.settings.worker.metrics_port,
     )
     sys.exit(supervisor.run())
 

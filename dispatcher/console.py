@@ -39,7 +39,8 @@ def format_duration(seconds: float | None) -> str:
 def format_cost(info: BatchInfo) -> str:
     text = f"${info.cost:.6f}" if info.cost < 1 else f"${info.cost:,.2f}"
     if info.cost_unknown:
-        text += f" (+ {info.cost_unknown} calls of unknown price)"
+        text += (f" + {info.cost_unknown} calls of UNKNOWN price (not counted; set "
+                 "input_cost_per_token/output_cost_per_token for their deployment)")
     return text
 
 
@@ -57,6 +58,9 @@ def batch_table(info: BatchInfo) -> Table:
         ("tokens", f"{info.prompt_tokens:,} prompt + {info.completion_tokens:,} completion"
                    f" = {info.total_tokens:,}"),
         ("cost", format_cost(info)),
+        *([("cost estimate", f"${info.estimated_final_cost:,.6f} when every request has run")]
+          if info.estimated_final_cost is not None and not info.done else []),
+        *([("budget", f"${info.max_cost:,.4f} (max_cost)")] if info.max_cost is not None else []),
         ("created", format_ts(info.created_at)),
     ]
     if info.completed_at or info.cancelled_at or info.failed_at or info.expired_at:

@@ -31,6 +31,8 @@ class Deployment:
     output_cost_per_token: float | None
     limit_key: str
     tpm_counts: str = "max_tokens"
+    max_budget: float | None = None
+    budget_duration: str | None = None
     body_defaults: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, Secret] = field(default_factory=dict)
     mock_latency_ms: float = 0.0
@@ -105,6 +107,8 @@ def build_deployments(config: DispatcherConfig) -> Deployments:
             output_cost_per_token=params.output_cost_per_token,
             limit_key=params.limit_group or deployment_id,
             tpm_counts=params.tpm_counts,
+            max_budget=params.max_budget,
+            budget_duration=params.budget_duration or ("30d" if params.max_budget else None),
             body_defaults=params.body_defaults(),
             extra_headers={
                 name: Secret(value, f"{where}.extra_headers.{name}", _looks_secret(name))

@@ -6,6 +6,7 @@ An unknown price is ``None`` (unknown), never zero: totals count such calls sepa
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -45,14 +46,30 @@ def price_table() -> dict[str, Price]:
     return table
 
 
+# Dated snapshots ("gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022") cost what their family does.
+_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
+
+
 def price_for(deployment: Deployment) -> Price | None:
     """The deployment's own prices when configured, else the table's entry for its model."""
     if deployment.input_cost_per_token is not None or deployment.output_cost_per_token is not None:
         return Price(deployment.input_cost_per_token or 0.0, deployment.output_cost_per_token or 0.0)
     if deployment.adapter == "mock":
         return Price(0.0, 0.0)
+    return table_price(deployment.provider, deployment.provider_model)
+
+
+def table_price(provider: str, model: str) -> Price | None:
+    """The shipped price of ``provider/model``, trying the provider-qualified name first."""
     table = price_table()
-    for name in (f"{deployment.provider}/{deployment.provider_model}", deployment.provider_model):
+    undated = _DATE_SUFFIX.sub("", model)
+    # Gateways (openrouter/anthropic/claude-3.5-sonnet) name the vendor's model after a slash.
+    bare = undated.rsplit("/", 1)[-1]
+    for name in (f"{provider}/{model}", model, f"{provider}/{undated}", undated, bare, bare.replace(".", "-")):
         if name in table:
             return table[name]
     return None
+
+
+def price_table_date() -> str:
+    return json.loads(resources.files("dispatcher.data").joinpath("prices.json").read_text())["checked"]

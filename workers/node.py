@@ -35,6 +35,7 @@ class WorkerNode:
         worker_id: str | None = None,
         concurrency: int | None = None,
         groups: Iterable[str] | None = None,
+        metrics=None,
     ):
         self.messaging = messaging
         self.engine = Engine(
@@ -45,6 +46,7 @@ class WorkerNode:
             concurrency=concurrency,
             groups=groups,
             notify_others=messaging.notify_quietly,
+            metrics=metrics,
         )
         self._engine_thread = EngineThread(self.engine)
         self._consumer = dramatiq.Worker(

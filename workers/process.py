@@ -25,6 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker-id")
     parser.add_argument("--concurrency", type=int)
     parser.add_argument("--groups", help="comma-separated model groups")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     parser.add_argument("--verbose", type=int, default=1)
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     return parser.parse_args(argv)
@@ -38,6 +39,19 @@ def main(argv: list[str] | None = None) -> int:
         client.messaging.check()
         from workers.node import WorkerNode
 
+        metrics = None
+        port = args.metrics_port
+        if port is not None:
+            from dispatcher.metrics import Metrics
+
+            metrics = Metrics()
+            try:
+                metrics.serve(port)
+            except OSError as exc:
+                log.error("cannot serve metrics on port %d: %s", port, exc)
+                return 2
+            log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", port)
+
         node = WorkerNode(
             config=client.config,
             deployments=client.deployments,
@@ -46,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             worker_id=args.worker_id,
             concurrency=args.concurrency,
             groups=args.groups.split(",") if args.groups else None,
+            metrics=metrics,
         )
     except DispatcherError as exc:
         log.error("%s", exc)

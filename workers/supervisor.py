@@ -46,7 +46,9 @@ class Supervisor:
         log_format: str,
         database: Database,
         shutdown_grace: float,
+        metrics_port: int | None = None,
     ):
+        self.metrics_port = metrics_port
         self.config_path = config_path
         self.processes = processes
         self.concurrency = concurrency
@@ -59,7 +61,7 @@ class Supervisor:
         self.stopping = 0
         self._failures: dict[int, int] = {}
 
-    def _command(self, worker_id: str) -> list[str]:
+    def _command(self, worker_id: str, slot: int = 0) -> list[str]:
         command = [sys.executable, "-m", "workers.process", "--worker-id", worker_id,
                    "--verbose", str(self.verbose), "--log-format", self.log_format]
         if self.config_path:
@@ -68,11 +70,13 @@ class Supervisor:
             command += ["--concurrency", str(self.concurrency)]
         if self.groups:
             command += ["--groups", ",".join(self.groups)]
+        if self.metrics_port is not None:
+            command += ["--metrics-port", str(self.metrics_port + slot)]
         return command
 
     def _spawn(self, slot: int) -> None:
         worker_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{slot}-{uuid.uuid4().hex[:6]}"
-        process = subprocess.Popen(self._command(worker_id))
+        process = subprocess.Popen(self._command(worker_id, slot))
         self.children[slot] = Child(slot, worker_id, process)
         log.info("started worker process %d (pid %d, id %s)", slot, process.pid, worker_id)
 

@@ -43,6 +43,7 @@ class BatchInfo:
     metadata: dict[str, Any] | None
     errors: dict[str, Any] | None
     error_message: str | None
+    max_cost: float | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> "BatchInfo":
@@ -77,12 +78,24 @@ class BatchInfo:
             metadata=json.loads(row.metadata_json) if row.metadata_json else None,
             errors=json.loads(row.errors_json) if row.errors_json else None,
             error_message=row.error_message,
+            max_cost=row.max_cost,
         )
 
     @property
     def done(self) -> bool:
         """True once the batch is in a final state (completed, failed, expired, cancelled)."""
         return self.status in BatchStatus.FINAL
+
+    @property
+    def estimated_final_cost(self) -> float | None:
+        """Cost so far scaled to every request that will run (None before the first result)."""
+        ran = self.succeeded + self.failed
+        if ran == 0:
+            return None
+        if self.done:
+            return self.cost
+        remaining = self.total - self.finished_requests
+        return self.cost + self.cost / ran * remaining
 
     @property
     def finished_requests(self) -> int:
@@ -134,5 +147,9 @@ class BatchInfo:
             },
             "cost_usd": round(self.cost, 10),
             "cost_unknown_requests": self.cost_unknown,
+            "estimated_final_cost_usd": (
+                None if self.estimated_final_cost is None else round(self.estimated_final_cost, 10)
+            ),
+            "max_cost_usd": self.max_cost,
             "error_message": self.error_message,
         }

@@ -145,12 +145,18 @@ class Client:
         completion_window: str | None = None,
         weight: float = 1.0,
         not_before: float | None = None,
+        max_cost: float | None = None,
+        cache: bool = False,
     ) -> SubmitResult:
         """Validate and enqueue a batch from a JSONL path (``-`` for stdin), a file or dicts.
 
         ``priority``: 0 (most urgent) to 9 or a name; ``weight``: share among batches of the
-        same priority (2 = twice the turns); ``not_before``: Unix time the batch may start.
+        same priority (2 = twice the turns); ``not_before``: Unix time the batch may start;
+        ``max_cost``: USD budget (the batch stops starting jobs once it is reached);
+        ``cache``: answer repeated requests from the response cache, whatever their temperature.
         """
+        if max_cost is not None and max_cost <= 0:
+            raise UsageError("max_cost must be positive")
         if weight <= 0:
             raise UsageError("weight must be positive")
         if model is not None and model not in self.deployments.by_group:
@@ -168,6 +174,8 @@ class Client:
             completion_window=completion_window,
             weight=weight,
             not_before=not_before,
+            max_cost=max_cost,
+            cache_mode=2 if cache else (1 if self.settings.cache.enabled else 0),
         )
         messaging = self.messaging
         database = self.database
@@ -325,6 +333,13 @@ class Client:
             "batches_with_expired_jobs": len(expired),
             "queued_jobs_by_group": ready,
         }
+
+    def usage(self, *, by: str = "group", since: float | None = None, until: float | None = None) -> list[dict]:
+        """Tokens, requests, failures and cost over attempts, grouped by group/deployment/batch/day."""
+        from dispatcher.store.usage import usage_report
+
+        with self.database.read() as connection:
+            return usage_report(connection, by=by, since=since, until=until)
 
     # -- results -----------------------------------------------------------------------
 

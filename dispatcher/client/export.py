@@ -96,7 +96,7 @@ def _error_code(row: sa.Row) -> str:
     if row.status == JobStatus.EXPIRED:
         return "batch_expired"
     if row.status == JobStatus.CANCELLED:
-        return "batch_cancelled"
+        return row.error_code or "batch_cancelled"
     return row.error_code or "failed"
 
 

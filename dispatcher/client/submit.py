@@ -49,6 +49,8 @@ class SubmitOptions:
     completion_window: str | None = None
     weight: float = 1.0
     not_before: float | None = None  # Unix time before which no job of the batch starts
+    max_cost: float | None = None  # USD; no new job starts once spent + reserved reaches it
+    cache_mode: int = 0  # 0 config default, 1 deterministic requests, 2 forced
 
 
 @dataclass
@@ -177,6 +179,8 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
                 created_at=now,
                 expires_at=expires_at,
                 not_before=options.not_before,
+                max_cost=options.max_cost,
+                cache_mode=options.cache_mode,
                 total=counts.total,
                 failed=counts.invalid,
             ),
@@ -240,7 +244,7 @@ def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: floa
         row = dict(
             batch_id=batch_id, seq=seq, line_no=record[1], custom_id=record[2],
             fair_key=float(seq), claim=0, attempts=0, retries=0, not_before=not_before,
-            expires_at=expires_at,
+            expires_at=expires_at, cache_mode=options.cache_mode,
             created_at=now, finished_at=None, error_code=None, error_message=None,
         )
         if record[0] == "ok":

@@ -48,9 +48,17 @@ class LiteLLMParams(BaseModel):
     # (OpenAI's way, the safe default), or the tokens the call really used.
     tpm_counts: Literal["max_tokens", "usage"] = "max_tokens"
     # Options of the built-in mock provider (mock/...); ignored by other providers.
+    # A spending cap for this deployment per period (LiteLLM's deployment budget).
+    max_budget: PositiveFloat | None = None
+    budget_duration: str | None = None
     mock_latency_ms: NonNegativeFloat = 0.0
     mock_latency_jitter_ms: NonNegativeFloat = 0.0
     mock_response: str | None = None
+
+    @field_validator("budget_duration")
+    @classmethod
+    def _budget_duration_is_a_duration(cls, value: str | None) -> str | None:
+        return _duration(value) if value is not None else None
 
     @field_validator("model")
     @classmethod
@@ -94,6 +102,26 @@ class DeploymentConfig(BaseModel):
 FallbackList = list[dict[str, list[str]]]
 
 
+def _duration(value: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)?[smhd]", str(value).strip()):
+        raise ValueError(f"'{value}' is not a duration like 30m, 24h, 1d or 30d")
+    return str(value).strip()
+
+
+class ProviderBudget(BaseModel):
+    """``provider_budget_config`` entry: spend at most ``budget_limit`` USD per ``time_period``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget_limit: PositiveFloat
+    time_period: str = "1d"
+
+    @field_validator("time_period")
+    @classmethod
+    def _period_is_a_duration(cls, value: str) -> str:
+        return _duration(value)
+
+
 class RouterSettings(BaseModel):
     """LiteLLM ``router_settings``: routing, retries, fallbacks, cooldowns."""
 
@@ -116,6 +144,7 @@ class RouterSettings(BaseModel):
     allowed_fails: Annotated[int, Field(ge=0)] = 3
     cooldown_time: NonNegativeFloat = 5.0
     disable_cooldowns: bool = False
+    provider_budget_config: dict[str, ProviderBudget] = Field(default_factory=dict)
 
     @field_validator("retry_policy")
     @classmethod
@@ -151,6 +180,9 @@ class WorkerSettings(BaseModel):
     shutdown_grace: NonNegativeFloat = Field(
         default=30.0, description="seconds in-flight calls may finish after SIGTERM"
     )
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = Field(
+        default=None, description="serve Prometheus metrics here (process i of a worker uses port + i)"
+    )
     result_flush_interval: PositiveFloat = Field(default=0.05, description="seconds")
     result_flush_size: PositiveInt = 256
 
@@ -175,6 +207,18 @@ class RateLimitSettings(BaseModel):
         description="a call that missed its booked send time by more than this books a new one "
         "instead of crowding the next calls (an overloaded loop must not burst)",
     )
+
+
+class CacheSettings(BaseModel):
+    """The response cache: identical requests answered without a provider call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=False,
+        description="cache requests with temperature 0 for every batch (submit --cache forces it for one batch)",
+    )
+    ttl_s: PositiveFloat = Field(default=86400.0, description="how long an answer is reused (seconds)")
 
 
 class DispatcherSettings(BaseModel):
@@ -205,6 +249,7 @@ class DispatcherSettings(BaseModel):
     )
     retry_backoff_cap: PositiveFloat = Field(default=60.0, description="longest backoff (seconds)")
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @field_validator("completion_window")

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from dispatcher.cache import DatabaseResponseCache, RedisResponseCache, cache_key, cacheable
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.deployments import Deployments
 from dispatcher.engine.execution import JobRunner
@@ -31,6 +32,8 @@ from dispatcher.errors import ServiceUnavailableError
 from dispatcher.providers.provider_set import ProviderSet
 from dispatcher.limits.backend import Blocked, LimitBackend
 from dispatcher.limits.memory_backend import MemoryLimitBackend
+from dispatcher.metrics import Metrics
+from dispatcher.pricing import price_for
 from dispatcher.routing.admission import Admission, Grant
 from dispatcher.routing.stats import RoutingStats, SharedStatsPublisher
 from dispatcher.routing.strategies import build_strategy
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 Notify = Callable[[Iterable[str]], None]
 
 STATS_SYNC_INTERVAL_S = 0.5
+METRICS_REFRESH_S = 15.0
 TOKEN_ESTIMATE_WEIGHT = 0.2
 
 
@@ -85,6 +89,7 @@ class Engine:
         concurrency: int | None = None,
         groups: Iterable[str] | None = None,
         notify_others: Notify | None = None,
+        metrics: Metrics | None = None,
     ):
         settings = config.dispatcher_settings
         self.worker = settings.worker
@@ -96,6 +101,7 @@ class Engine:
         self._database = database
         self._notify_others = notify_others or (lambda groups: None)
         self._settings = settings
+        self.metrics = metrics
         self._strategy = build_strategy(
             config.router_settings.routing_strategy, config.router_settings.routing_strategy_args
         )
@@ -103,6 +109,7 @@ class Engine:
         self._retry = RetryPolicy(config.router_settings, settings)
         self._fallbacks = FallbackPolicy(config.router_settings)
         self._token_estimates: dict[str, float] = {}
+        self._prices: dict = {}
         self._wake_timers: dict[str, asyncio.TimerHandle] = {}
         self.stats = EngineStats()
         self._free = self.concurrency
@@ -157,6 +164,7 @@ class Engine:
         self.admission = Admission(
             self._deployments, self._limits, self._strategy, self.routing_stats,
             self._settings.rate_limits, self._config.router_settings,
+            on_cooldown=self._on_cooldown,
         )
         self._runner = JobRunner(
             providers=self._providers,
@@ -179,6 +187,8 @@ class Engine:
             asyncio.create_task(self._every(self._reap_interval(), self._housekeeping)),
             asyncio.create_task(self._every(STATS_SYNC_INTERVAL_S, self._sync_routing_stats)),
         ]
+        if self.metrics is not None:
+            background.append(asyncio.create_task(self._every(METRICS_REFRESH_S, self._refresh_gauges)))
         writer_task = background[0]
         self.started.set_result(self.worker_id)
         for group in self.groups:
@@ -189,8 +199,10 @@ class Engine:
             await self._shutdown(background, writer_task)
 
     def _build_shared_state(self) -> tuple[LimitBackend, SharedStatsPublisher | None]:
-        """Limits and routing numbers: in Redis for a fleet, in memory for embedded mode."""
+        """Limits, routing numbers and the response cache: in Redis for a fleet, in memory
+        for embedded mode."""
         if not self._settings.redis_url:
+            self._cache = DatabaseResponseCache(self._database, self._db)
             return MemoryLimitBackend(), None
         from dispatcher.limits.redis_backend import RedisLimitBackend
 
@@ -198,6 +210,7 @@ class Engine:
         publisher = SharedStatsPublisher(
             backend.client, self._settings.namespace, self.worker_id, list(self._deployments.by_id)
         )
+        self._cache = RedisResponseCache(backend.client, self._settings.namespace)
         return backend, publisher
 
     async def _sync_routing_stats(self) -> None:
@@ -205,8 +218,16 @@ class Engine:
         usages = await self._limits.usage(specs)
         for deployment_id, usage in zip(self._deployments.by_id, usages):
             self.routing_stats.tokens_this_minute[deployment_id] = usage.tokens_this_minute
+        await self.admission.budgets.refresh()
         if self._publisher is not None:
             await self._publisher.sync(self.routing_stats)
+
+    async def _refresh_gauges(self) -> None:
+        states = await self._db(self._read_tx, job_sql.counts_by_state)
+        depths = await self._db(self._read_tx, job_sql.queue_depth)
+        for state in ("queued", "running", "succeeded", "failed", "cancelled", "expired"):
+            self.metrics.jobs_by_state.labels(state).set(states.get(state, 0))
+        self.metrics.set_queue_depth(depths)
 
     def _reap_interval(self) -> float:
         return max(self.worker.heartbeat_interval, self.worker.dead_after / 3)
@@ -238,7 +259,7 @@ class Engine:
         wanted = min(self._free, self.worker.claim_batch)
         grants = await self.admission.acquire(group, wanted, self._token_estimate(group))
         if isinstance(grants, Blocked):
-            if grants.reason == "cooldown" and self._moves_cooled_jobs(group):
+            if grants.reason in ("cooldown", "budget") and self._moves_cooled_jobs(group):
                 await self._move_to_fallbacks(group, wanted)
                 return
             self._hot.pop(group, None)  # no busy polling: come back when capacity frees
@@ -247,6 +268,7 @@ class Engine:
         if not grants:
             self._hot.pop(group, None)
             return
+        price = self._price(grants[0].deployment)
         claimed = await self._db(
             self._write_tx,
             job_sql.claim_jobs,
@@ -255,6 +277,8 @@ class Engine:
             worker_id=self.worker_id,
             now=time.time(),
             postgres=not self._database.is_sqlite,
+            input_price=price.input_per_token if price else 0.0,
+            output_price=price.output_per_token if price else 0.0,
         )
         if len(claimed) < len(grants):
             self._hot.pop(group, None)
@@ -266,6 +290,11 @@ class Engine:
             self._learn_token_need(group, need)
         for job, grant, delay in zip(claimed, grants, delays):
             self._start(job, grant, delay)
+
+    def _price(self, deployment):
+        if deployment.id not in self._prices:
+            self._prices[deployment.id] = price_for(deployment)
+        return self._prices[deployment.id]
 
     def _moves_cooled_jobs(self, group: str) -> bool:
         return self._settings.when_group_cooling == "fallback" and bool(
@@ -288,7 +317,7 @@ class Engine:
         for job in claimed:
             self._free -= 1
             self._writer.add(self._runner.fall_back(
-                job, None, f"every deployment of model group '{group}' is cooling down"
+                job, None, f"every deployment of model group '{group}' is cooling down or over budget"
             ))
 
     def _token_estimate(self, group: str) -> int:
@@ -325,16 +354,34 @@ class Engine:
 
     async def _run_job(self, job: ClaimedJob, grant: Grant, delay: float) -> None:
         try:
+            cache_key = self._cache_key(job)
+            if cache_key is not None:
+                cached = await self._cache.get(cache_key)
+                if cached is not None:
+                    await self.admission.release([grant])
+                    self.stats.in_flight -= 1
+                    if self.metrics is not None:
+                        self.metrics.cache_hits.labels(job.model_group).inc()
+                    self._writer.add(self._runner.from_cache(job, cached))
+                    return
             grant = await self._wait_for_send_time(grant, delay)
             deployment = grant.deployment
             self.routing_stats.call_started(deployment.id)
+            if self.metrics is not None:
+                self.metrics.in_flight.labels(deployment.id).inc()
             outcome = None
             try:
                 outcome = await self._runner.run(job, deployment)
             finally:
                 latency = outcome.latency_ms if outcome is not None and outcome.completion else None
                 self.routing_stats.call_ended(deployment.id, latency)
+                if self.metrics is not None:
+                    self.metrics.in_flight.labels(deployment.id).dec()
+            if self.metrics is not None:
+                self._count_call(deployment.id, outcome)
             await self._settle(job, grant, outcome)
+            if cache_key is not None and outcome.completion is not None:
+                await self._cache.put(cache_key, outcome.completion.body, self._settings.cache.ttl_s)
         except asyncio.CancelledError:
             self.stats.in_flight -= 1
             raise
@@ -349,6 +396,30 @@ class Engine:
             )
         self.stats.in_flight -= 1
         self._writer.add(outcome)
+
+    def _on_cooldown(self, deployment_id: str) -> None:
+        if self.metrics is not None:
+            self.metrics.cooldowns.labels(deployment_id).inc()
+
+    def _count_call(self, deployment_id: str, outcome: Outcome) -> None:
+        metrics = self.metrics
+        error = outcome.provider_error
+        metrics.requests.labels(deployment_id, "success" if error is None else error.error_class).inc()
+        if outcome.latency_ms is not None:
+            metrics.latency.labels(deployment_id).observe(outcome.latency_ms / 1000)
+        attempt = outcome.attempt
+        if attempt is not None and attempt.usage is not None:
+            metrics.tokens.labels(deployment_id, "prompt").inc(attempt.usage.prompt_tokens)
+            metrics.tokens.labels(deployment_id, "completion").inc(attempt.usage.completion_tokens)
+        if attempt is not None and attempt.cost:
+            metrics.cost.labels(deployment_id).inc(attempt.cost)
+        if error is not None and error.status_code == 429:
+            metrics.rate_limited.labels(deployment_id).inc()
+
+    def _cache_key(self, job: ClaimedJob) -> str | None:
+        if job.cache_mode and cacheable(job.cache_mode, job.body):
+            return cache_key(job.model_group, job.body)
+        return None
 
     async def _wait_for_send_time(self, grant: Grant, delay: float) -> Grant:
         """Sleep until the booked send time and return the grant to send under.
@@ -384,6 +455,7 @@ class Engine:
                 error=outcome.provider_error,
                 est_prompt_tokens=job.est_prompt_tokens,
                 est_completion_tokens=job.est_completion_tokens,
+                cost=outcome.attempt.cost if outcome.attempt is not None else None,
             )
         except Exception as exc:  # noqa: BLE001 - the result matters more than the bookkeeping
             log.warning("could not settle the rate-limit reservation of job %s: %s", job.id, exc)
@@ -392,6 +464,8 @@ class Engine:
         self._free += len(outcomes)
         now = time.time()
         for outcome in outcomes:
+            if outcome.job.id in recorded:
+                self._report(outcome)
             if outcome.is_final:
                 self.stats.finished += 1
             elif outcome.job.id in recorded:
@@ -399,6 +473,35 @@ class Engine:
                 group = outcome.next_group or outcome.job.model_group
                 self._loop.call_later(max(0.0, outcome.not_before - now), self._hint_local, group)
         self._wake.set()
+
+    def _report(self, outcome: Outcome) -> None:
+        """Log and count one recorded outcome (logs carry the job's ids as structured fields)."""
+        job = outcome.job
+        context = {
+            "batch_id": job.batch_id, "job_id": job.id, "custom_id": job.custom_id,
+            "deployment": outcome.attempt.deployment_id if outcome.attempt else None,
+            "attempt": outcome.attempts_made, "worker_id": self.worker_id,
+        }
+        metrics = self.metrics
+        if outcome.status == JobStatus.FAILED:
+            log.info("request %s of %s failed: %s: %s", job.custom_id, job.batch_id,
+                     outcome.error_code, outcome.error_message, extra=context)
+        elif not outcome.is_final:
+            if outcome.next_group:
+                log.info("request %s of %s: %s; moved to fallback group %s", job.custom_id,
+                         job.batch_id, outcome.error_code, outcome.next_group, extra=context)
+            else:
+                log.debug("request %s of %s: %s; retry %d", job.custom_id, job.batch_id,
+                          outcome.error_code, outcome.retries, extra=context)
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("request %s of %s succeeded", job.custom_id, job.batch_id, extra=context)
+        if metrics is not None:
+            if outcome.is_final:
+                metrics.jobs_finished.labels(job.model_group, outcome.status).inc()
+            elif outcome.next_group:
+                metrics.fallbacks.labels(job.model_group, outcome.next_group).inc()
+            else:
+                metrics.retries.labels(job.model_group).inc()
 
     def _hint_local(self, group: str) -> None:
         if group in self._deployments.by_group and not self._stopping:
@@ -457,6 +560,7 @@ class Engine:
         expired = await self._db(self._write_tx, batch_sql.expire_due, now=time.time())
         if expired:
             log.info("completion window passed for jobs of %d batch(es)", len(expired))
+        await self._db(self._write_tx, batch_sql.stop_over_budget, batch_ids=None, now=time.time())
 
     async def _reap_dead_workers(self) -> None:
         now = time.time()

@@ -16,7 +16,7 @@ from dispatcher.engine.retry import RetryPolicy
 from dispatcher.pricing import price_for
 from dispatcher.providers.provider_set import ProviderSet
 from dispatcher.providers import errors as pe
-from dispatcher.providers.base import Completion
+from dispatcher.providers.base import Completion, Usage
 from dispatcher.store.jobs import ClaimedJob
 from dispatcher.store.tables import JobStatus
 
@@ -73,6 +73,35 @@ class JobRunner:
         outcome = self._success(job, deployment, completion, started_wall, latency_ms)
         outcome.completion = completion
         return outcome
+
+    def from_cache(self, job: ClaimedJob, body: bytes) -> Outcome:
+        """A success answered by the response cache: no provider call, no cost."""
+        now = time.time()
+        usage = Usage.from_openai(orjson.loads(body).get("usage"))
+        attempt = AttemptRecord(
+            number=job.attempts + 1,
+            model_group=job.model_group,
+            deployment_id=None,
+            worker_id=self._worker_id,
+            started_at=now,
+            ended_at=now,
+            latency_ms=0.0,
+            outcome="cache_hit",
+            status_code=200,
+            cost=0.0,
+        )
+        return Outcome(
+            job=job,
+            status=JobStatus.SUCCEEDED,
+            finished_at=now,
+            attempt=attempt,
+            response_status=200,
+            response=body.decode("utf-8", errors="replace"),
+            request_id="cache",
+            usage=usage,
+            cost=0.0,
+            latency_ms=0.0,
+        )
 
     def _cost(self, deployment: Deployment, completion: Completion) -> float | None:
         if completion.usage is None:

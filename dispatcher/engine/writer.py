@@ -48,6 +48,7 @@ def write_outcomes(database: Database, outcomes: list[Outcome]) -> set[int]:
             connection, [o.attempt.row(o.job) for o in outcomes if o.attempt is not None]
         )
         batch_sql.add_counters(connection, _batch_deltas(outcomes, valid))
+        batch_sql.stop_over_budget(connection, {o.job.batch_id for o in outcomes}, now)
         batch_sql.finish_if_done(
             connection, {o.job.batch_id for o in outcomes if o.is_final}, now
         )

@@ -61,6 +61,12 @@ class LimitBackend(Protocol):
     async def cooldowns(self, deployment_ids: Sequence[str]) -> list[float]:
         """Seconds of cooldown left for each deployment (0 when none)."""
 
+    async def add_spend(self, scopes: Sequence[tuple[str, float]], amount: float) -> None:
+        """Add ``amount`` USD to each (scope, period seconds) budget's current period."""
+
+    async def spend(self, scopes: Sequence[tuple[str, float]]) -> list[float]:
+        """USD spent in the current period of each (scope, period seconds) budget."""
+
     async def adjust(self, corrections: Sequence[tuple[LimitSpec, int, int]], horizon: float) -> None:
         """Apply (spec, request delta, token delta) corrections; negative deltas are refunds."""
 

@@ -26,3 +26,8 @@ def cooldown_key(namespace: str, deployment_id: str) -> str:
 def failures_key(namespace: str, deployment_id: str) -> str:
     """Counts a deployment's failures over the last minute (for allowed_fails)."""
     return f"{namespace}:fails:{deployment_id}"
+
+
+def spend_key(namespace: str, scope: str, period_index: int) -> str:
+    """USD spent by a budget scope ("provider:openai", "deployment:<id>") in one period."""
+    return f"{namespace}:spend:{scope}:{period_index}"

@@ -17,6 +17,7 @@ class MemoryLimitBackend:
         self._minute_usage: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
         self._failures: dict[str, list[float]] = defaultdict(list)
         self._cooling_until: dict[str, float] = {}
+        self._spend: dict[tuple[str, int], float] = defaultdict(float)
 
     async def reserve(
         self,
@@ -99,3 +100,12 @@ class MemoryLimitBackend:
 
     async def aclose(self) -> None:
         return None
+
+    async def add_spend(self, scopes: Sequence[tuple[str, float]], amount: float) -> None:
+        now = time.time()
+        for scope, period in scopes:
+            self._spend[(scope, int(now // period))] += amount
+
+    async def spend(self, scopes: Sequence[tuple[str, float]]) -> list[float]:
+        now = time.time()
+        return [self._spend.get((scope, int(now // period)), 0.0) for scope, period in scopes]

@@ -197,6 +197,22 @@ class RedisLimitBackend:
         values = await self._client.mget([keys.cooldown_key(self._namespace, d) for d in deployment_ids])
         return [max(0.0, float(v) - now) if v is not None else 0.0 for v in values]
 
+    async def add_spend(self, scopes: Sequence[tuple[str, float]], amount: float) -> None:
+        now = time.time()
+        pipe = self._client.pipeline(transaction=False)
+        for scope, period in scopes:
+            key = keys.spend_key(self._namespace, scope, int(now // period))
+            pipe.incrbyfloat(key, amount)
+            pipe.expire(key, int(period * 2) + 60)
+        await pipe.execute()
+
+    async def spend(self, scopes: Sequence[tuple[str, float]]) -> list[float]:
+        now = time.time()
+        values = await self._client.mget(
+            [keys.spend_key(self._namespace, scope, int(now // period)) for scope, period in scopes]
+        )
+        return [float(v) if v is not None else 0.0 for v in values]
+
     async def usage(self, specs: Sequence[LimitSpec]) -> list[LimitUsage]:
         raw_time = await self._client.time()
         now = raw_time[0] + raw_time[1] / 1e6

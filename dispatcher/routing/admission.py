@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from dispatcher.config.schema import RateLimitSettings, RouterSettings
 from dispatcher.deployments import Deployment, Deployments
@@ -19,6 +19,7 @@ from dispatcher.limits.backend import Blocked, LimitBackend
 from dispatcher.limits.spec import LimitSpec, limit_specs
 from dispatcher.providers import errors as pe
 from dispatcher.providers.base import Completion
+from dispatcher.routing.budgets import Budgets
 from dispatcher.routing.stats import RoutingStats
 from dispatcher.routing.strategies import RoutingStrategy
 
@@ -44,6 +45,7 @@ class Admission:
         stats: RoutingStats,
         settings: RateLimitSettings,
         router: RouterSettings | None = None,
+        on_cooldown: Callable[[str], None] | None = None,
     ):
         self._deployments = deployments
         self._backend = backend
@@ -51,7 +53,9 @@ class Admission:
         self._stats = stats
         self._settings = settings
         self._router = router or RouterSettings()
+        self._on_cooldown = on_cooldown or (lambda deployment_id: None)
         self.specs = limit_specs(deployments, settings.headroom)
+        self.budgets = Budgets(deployments, self._router, backend)
         self._local_pause: dict[str, float] = {}  # limit key -> until (429s seen here)
         self._local_cooldown: dict[str, float] = {}  # deployment id -> until
 
@@ -65,6 +69,12 @@ class Admission:
         if not members:
             return []
         now = time.time()
+        if self.budgets.any:
+            affordable = [d for d in members if not self.budgets.exhausted_until(d, now)]
+            if not affordable:
+                resets = min(self.budgets.exhausted_until(d, now) for d in members)
+                return Blocked(resets, "budget")
+            members = affordable
         if (
             not any(self.specs[d.id].limited for d in members)
             and not self._paused(members, now)
@@ -138,9 +148,12 @@ class Admission:
         error: pe.ProviderError | None,
         est_prompt_tokens: int,
         est_completion_tokens: int,
+        cost: float | None = None,
     ) -> None:
-        """Correct the reservation by what the call really cost; pause on 429."""
+        """Correct the reservation by what the call really cost; pause on 429; count spend."""
         spec = grant.spec
+        if cost:
+            await self.budgets.record(grant.deployment, cost)
         if error is not None:
             if isinstance(error, pe.RateLimitError):
                 await self.pause(spec, error.retry_after or self._settings.default_pause_s)
@@ -178,6 +191,7 @@ class Admission:
         )
         if started:
             self._local_cooldown[deployment.id] = time.time() + cooldown
+            self._on_cooldown(deployment.id)
             log.warning(
                 "deployment %s failed more than %d times in a minute: cooling down for %gs",
                 deployment.id, self._router.allowed_fails, cooldown,

@@ -101,6 +101,14 @@ def finish_if_done(connection: Connection, batch_ids: Iterable[str], now: float)
         batches.update()
         .where(
             batches.c.id.in_(ids), batches.c.status == BatchStatus.IN_PROGRESS, ended,
+            batches.c.budget_exceeded_at.is_not(None),
+        )
+        .values(status=BatchStatus.BUDGET_EXCEEDED, finalizing_at=now, completed_at=now)
+    )
+    connection.execute(
+        batches.update()
+        .where(
+            batches.c.id.in_(ids), batches.c.status == BatchStatus.IN_PROGRESS, ended,
             batches.c.expired > 0,
         )
         .values(status=BatchStatus.EXPIRED, finalizing_at=now, expired_at=now)
@@ -259,3 +267,39 @@ def reprioritize(connection: Connection, batch_id: str, priority: int, now: floa
         ).rowcount
     connection.execute(batches.update().where(batches.c.id == batch_id).values(priority=priority))
     return moved, sorted({group for group, _, _ in levels})
+
+
+def stop_over_budget(connection: Connection, batch_ids: Iterable[str] | None, now: float) -> list[str]:
+    """Batches whose spending reached max_cost: cancel their unstarted jobs (budget_exceeded).
+
+    Calls already running finish; the batch ends ``budget_exceeded`` once they have.
+    """
+    query = sa.select(batches.c.id).where(
+        batches.c.max_cost.is_not(None),
+        batches.c.budget_exceeded_at.is_(None),
+        batches.c.status == BatchStatus.IN_PROGRESS,
+        batches.c.cost >= batches.c.max_cost,
+    )
+    if batch_ids is not None:
+        ids = list(batch_ids)
+        if not ids:
+            return []
+        query = query.where(batches.c.id.in_(ids))
+    stopped = list(connection.execute(query).scalars())
+    for batch_id in stopped:
+        connection.execute(
+            batches.update().where(batches.c.id == batch_id).values(budget_exceeded_at=now)
+        )
+        cancelled = connection.execute(
+            jobs.update()
+            .where(jobs.c.batch_id == batch_id, jobs.c.status == JobStatus.QUEUED)
+            .values(
+                status=JobStatus.CANCELLED,
+                finished_at=now,
+                error_code="budget_exceeded",
+                error_message="The batch reached its max_cost before this request started.",
+            )
+        ).rowcount
+        add_counters(connection, {batch_id: {"cancelled": cancelled}})
+    finish_if_done(connection, stopped, now)
+    return stopped

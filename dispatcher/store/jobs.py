@@ -36,6 +36,7 @@ class ClaimedJob:
     est_completion_tokens: int
     groups_tried: str | None
     created_at: float
+    cache_mode: int = 0
 
 
 _CLAIM_COLUMNS = (
@@ -52,6 +53,7 @@ _CLAIM_COLUMNS = (
     jobs.c.est_completion_tokens,
     jobs.c.groups_tried,
     jobs.c.created_at,
+    jobs.c.cache_mode,
 )
 
 
@@ -59,6 +61,23 @@ def insert_jobs(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert job rows (dicts of column values) in chunks."""
     for start in range(0, len(rows), INSERT_CHUNK):
         connection.execute(jobs.insert(), list(rows[start : start + INSERT_CHUNK]))
+
+
+def _over_budget_batches():
+    """Batches whose spent cost plus the estimated cost of their running calls reached max_cost."""
+    from dispatcher.store.tables import BatchStatus, batches
+
+    running = jobs.alias("running")
+    reserved = (
+        sa.select(sa.func.coalesce(sa.func.sum(running.c.reserved_cost), 0.0))
+        .where(running.c.batch_id == batches.c.id, running.c.status == JobStatus.RUNNING)
+        .scalar_subquery()
+    )
+    return sa.select(batches.c.id).where(
+        batches.c.max_cost.is_not(None),
+        batches.c.status == BatchStatus.IN_PROGRESS,
+        batches.c.cost + reserved >= batches.c.max_cost,
+    )
 
 
 def claim_jobs(
@@ -69,6 +88,8 @@ def claim_jobs(
     worker_id: str,
     now: float,
     postgres: bool,
+    input_price: float = 0.0,
+    output_price: float = 0.0,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` ready jobs of ``group``, most urgent first.
 
@@ -83,6 +104,7 @@ def claim_jobs(
             jobs.c.model_group == group,
             jobs.c.not_before <= now,
             sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
+            jobs.c.batch_id.not_in(_over_budget_batches()),
         )
         .order_by(jobs.c.priority, jobs.c.fair_key, jobs.c.id)
         .limit(limit)
@@ -92,6 +114,9 @@ def claim_jobs(
         claim=jobs.c.claim + 1,
         worker_id=worker_id,
         started_at=now,
+        # What the call will probably cost on the granted deployment, for batch budgets.
+        reserved_cost=jobs.c.est_prompt_tokens * input_price
+        + jobs.c.est_completion_tokens * output_price,
     )
     if postgres:
         # A materialized CTE runs the LIMIT subquery exactly once. With `id IN (subquery)`
@@ -173,6 +198,20 @@ def queue_end(connection: Connection, group: str, priority: int) -> float:
         )
     ).scalar()
     return (last + 1.0) if last is not None else 0.0
+
+
+def counts_by_state(connection: Connection) -> dict[str, int]:
+    rows = connection.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)).all()
+    return {status: count for status, count in rows}
+
+
+def queue_depth(connection: Connection) -> dict[tuple[str, int], int]:
+    rows = connection.execute(
+        sa.select(jobs.c.model_group, jobs.c.priority, sa.func.count())
+        .where(jobs.c.status == JobStatus.QUEUED)
+        .group_by(jobs.c.model_group, jobs.c.priority)
+    ).all()
+    return {(group, priority): count for group, priority, count in rows}
 
 
 def queued_counts(connection: Connection) -> dict[str, int]:

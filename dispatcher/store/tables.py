@@ -35,8 +35,9 @@ class BatchStatus:
     EXPIRED = "expired"
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
+    BUDGET_EXCEEDED = "budget_exceeded"  # ours: max_cost reached, unstarted jobs cancelled
 
-    FINAL = (FAILED, COMPLETED, EXPIRED, CANCELLED)
+    FINAL = (FAILED, COMPLETED, EXPIRED, CANCELLED, BUDGET_EXCEEDED)
 
 
 class Batch(SQLModel, table=True):
@@ -55,6 +56,10 @@ class Batch(SQLModel, table=True):
     completion_window: str = Field(default="24h", max_length=20)
     not_before: Optional[float] = None
     max_cost: Optional[float] = None
+    budget_exceeded_at: Optional[float] = Field(
+        default=None, description="when max_cost stopped the batch from starting more jobs"
+    )
+    cache_mode: int = Field(default=0, description="0 off, 1 deterministic requests, 2 forced")
     created_at: float
     in_progress_at: Optional[float] = None
     finalizing_at: Optional[float] = None
@@ -120,6 +125,10 @@ class Job(SQLModel, table=True):
     expires_at: Optional[float] = Field(
         default=None, description="not started by then: the job ends expired (completion window)"
     )
+    reserved_cost: Optional[float] = Field(
+        default=None, description="estimated cost of the running call (batch budgets)"
+    )
+    cache_mode: int = Field(default=0, description="0 off, 1 deterministic requests, 2 forced")
     attempts: int = Field(default=0, description="provider calls made, abandoned ones included")
     retries: int = Field(default=0, description="retries used in the current model group")
     groups_tried: Optional[str] = Field(default=None, sa_type=sa.Text)
@@ -155,7 +164,7 @@ class Attempt(SQLModel, table=True):
     started_at: float
     ended_at: float
     latency_ms: Optional[float] = None
-    outcome: str = Field(max_length=20, description="success, error, abandoned")
+    outcome: str = Field(max_length=20, description="success, error, abandoned, cache_hit")
     error_class: Optional[str] = Field(default=None, max_length=64)
     status_code: Optional[int] = None
     error_message: Optional[str] = Field(default=None, sa_type=sa.Text)
@@ -182,8 +191,19 @@ class WorkerRecord(SQLModel, table=True):
     stopped_at: Optional[float] = None
 
 
+class CachedResponse(SQLModel, table=True):
+    """The response cache when there is no Redis (embedded mode): request key -> response."""
+
+    __tablename__ = "response_cache"
+
+    key: str = Field(primary_key=True, max_length=64)
+    body: str = Field(sa_type=sa.Text)
+    expires_at: float = Field(index=True)
+
+
 batches = Batch.__table__
 jobs = Job.__table__
 attempts = Attempt.__table__
 workers = WorkerRecord.__table__
+response_cache = CachedResponse.__table__
 metadata = SQLModel.metadata

@@ -19,7 +19,7 @@ def wait_for_batch(config, batch_id: str, timeout: float = 90) -> dict:
         result = run_cli("-c", str(config), "status", batch_id, "--json")
         assert result.returncode == 0, result.stderr.decode()
         status = json.loads(result.stdout)
-        if status["status"] in ("completed", "failed", "cancelled", "expired"):
+        if status["status"] in ("completed", "failed", "cancelled", "expired", "budget_exceeded"):
             return status
         if time.monotonic() > deadline:
             raise AssertionError(f"batch still {status['status']} after {timeout}s: {status['request_counts']}")

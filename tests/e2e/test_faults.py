@@ -32,7 +32,7 @@ def wait_done(config, batch_id: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = json.loads(run_cli("-c", str(config), "status", batch_id, "--json").stdout)
-        if status["status"] in ("completed", "failed", "cancelled", "expired"):
+        if status["status"] in ("completed", "failed", "cancelled", "expired", "budget_exceeded"):
             return status
         time.sleep(0.5)
     raise AssertionError(f"batch not finished after {timeout}s: {status['request_counts']}")

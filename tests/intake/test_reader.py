@@ -1,0 +1,78 @@
+"""Reading submission lines from files, stdin, handles and dicts."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+
+from dispatcher.errors import InputError
+from dispatcher.intake.reader import describe, iter_lines
+
+
+def test_file_lines_numbered_from_one_skipping_blanks(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"a": 1}\n\n   \n{"b": 2}\n{"c": 3}')
+    lines = list(iter_lines(path))
+    assert [n for n, _ in lines] == [1, 4, 5]
+    assert lines[0][1].strip() == b'{"a": 1}'
+    assert lines[2][1] == b'{"c": 3}'
+
+
+def test_str_path(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"x": 1}\n')
+    assert [n for n, _ in iter_lines(str(path))] == [1]
+
+
+def test_crlf_blank_lines_skipped(tmp_path):
+    path = tmp_path / "crlf.jsonl"
+    path.write_bytes(b'{"a": 1}\r\n\r\n{"b": 2}\r\n')
+    assert [n for n, _ in iter_lines(path)] == [1, 3]
+
+
+def test_missing_file(tmp_path):
+    missing = tmp_path / "missing.jsonl"
+    with pytest.raises(InputError) as info:
+        list(iter_lines(missing))
+    assert str(missing) in str(info.value)
+
+
+def test_directory_is_not_a_file(tmp_path):
+    with pytest.raises(InputError):
+        list(iter_lines(tmp_path))
+
+
+def test_stdin_dash(monkeypatch):
+    fake = io.TextIOWrapper(io.BytesIO(b'\n{"one": 1}\n{"two": 2}\n'))
+    monkeypatch.setattr(sys, "stdin", fake)
+    lines = list(iter_lines("-"))
+    assert [n for n, _ in lines] == [2, 3]
+    assert lines[1][1] == b'{"two": 2}\n'
+
+
+def test_open_handle():
+    handle = io.StringIO('{"a": 1}\n\n{"b": 2}\n')
+    assert [n for n, _ in iter_lines(handle)] == [1, 3]
+
+
+def test_iterable_of_dicts():
+    items = [{"a": 1}, {"b": 2}]
+    assert list(iter_lines(items)) == [(1, {"a": 1}), (2, {"b": 2})]
+
+
+def test_lazy_generator_is_consumed_lazily():
+    def gen():
+        yield {"a": 1}
+        raise RuntimeError("should not be reached by the first next()")
+
+    iterator = iter_lines(gen())
+    assert next(iterator) == (1, {"a": 1})
+
+
+def test_describe(tmp_path):
+    assert describe("-") == "<stdin>"
+    assert describe(tmp_path / "f.jsonl") == str(tmp_path / "f.jsonl")
+    assert describe([{"a": 1}]) is None
+    assert describe(io.StringIO("")) is None

@@ -1,0 +1,300 @@
+"""Line validation of submitted requests: both shapes, ids, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dispatcher.intake.validate import VALIDATION_CODES, JobSpec, LineValidator, Problem
+
+MSG = [{"role": "user", "content": "Hello there"}]
+
+
+def _validator(groups=("gpt", "cheap"), default_group=None, default_max_tokens=100):
+    return LineValidator(
+        known_groups=groups, default_group=default_group, default_max_tokens=default_max_tokens
+    )
+
+
+def _line(obj) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def _full(custom_id="r1", **body):
+    body.setdefault("model", "gpt")
+    body.setdefault("messages", MSG)
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
+
+
+def _spec(result) -> JobSpec:
+    assert isinstance(result, JobSpec), result
+    return result
+
+
+def _problem(result, code) -> Problem:
+    assert isinstance(result, Problem), result
+    assert result.code == code, result
+    assert result.code in VALIDATION_CODES
+    return result
+
+
+def test_openai_batch_form():
+    spec = _spec(_validator().validate(3, _line(_full("req-1", max_tokens=50))))
+    assert spec.line == 3
+    assert spec.custom_id == "req-1"
+    assert spec.model_group == "gpt"
+    assert spec.priority is None
+    assert spec.est_completion_tokens == 50
+    assert spec.est_prompt_tokens > 0
+
+
+def test_body_stored_compact_without_model():
+    spec = _spec(_validator().validate(1, _line(_full("x", temperature=0))))
+    assert " " not in spec.body.replace("Hello there", "")
+    body = json.loads(spec.body)
+    assert "model" not in body
+    assert body == {"messages": MSG, "temperature": 0}
+
+
+def test_short_form():
+    line = {"custom_id": "s1", "model": "cheap", "messages": MSG, "priority": "high", "n": 2, "max_tokens": 30}
+    spec = _spec(_validator().validate(1, _line(line)))
+    assert spec.custom_id == "s1"
+    assert spec.model_group == "cheap"
+    assert spec.priority == 2
+    assert json.loads(spec.body) == {"messages": MSG, "n": 2, "max_tokens": 30}
+    assert spec.est_completion_tokens == 60  # max_tokens x n
+
+
+def test_dict_input_is_accepted():
+    spec = _spec(_validator().validate(1, {"model": "gpt", "messages": MSG}))
+    assert spec.custom_id == "line-1"
+
+
+def test_str_input_is_accepted():
+    spec = _spec(_validator().validate(1, json.dumps({"model": "gpt", "messages": MSG})))
+    assert spec.model_group == "gpt"
+
+
+def test_alternative_url_and_lowercase_method():
+    line = _full()
+    line["url"] = "/chat/completions"
+    line["method"] = "post"
+    assert _spec(_validator().validate(1, _line(line))).custom_id == "r1"
+
+
+def test_generated_custom_id_uses_line_number():
+    v = _validator()
+    assert _spec(v.validate(7, _line({"model": "gpt", "messages": MSG}))).custom_id == "line-7"
+    nulled = {"custom_id": None, "model": "gpt", "messages": MSG}
+    assert _spec(v.validate(8, _line(nulled))).custom_id == "line-8"
+
+
+def test_generated_custom_id_avoids_collision():
+    v = _validator()
+    _spec(v.validate(1, _line({"custom_id": "line-2", "model": "gpt", "messages": MSG})))
+    spec = _spec(v.validate(2, _line({"model": "gpt", "messages": MSG})))
+    assert spec.custom_id not in ("line-2",)
+    assert spec.custom_id.startswith("line-2")
+
+
+def test_duplicate_custom_id_names_first_line():
+    v = _validator()
+    _spec(v.validate(4, _line(_full("dup"))))
+    problem = _problem(v.validate(9, _line(_full("dup"))), "duplicate_custom_id")
+    assert "line 4" in problem.message
+    assert problem.message.startswith("line 9:")
+    assert problem.param == "custom_id"
+    assert problem.line == 9
+
+
+def test_refused_line_does_not_reserve_its_custom_id():
+    v = _validator()
+    _problem(v.validate(1, _line(_full("again", model="nope"))), "unknown_model")
+    assert _spec(v.validate(2, _line(_full("again")))).custom_id == "again"
+
+
+@pytest.mark.parametrize("custom_id", ["", 5, ["a"]])
+def test_invalid_custom_id(custom_id):
+    _problem(_validator().validate(1, _line(_full(custom_id))), "invalid_custom_id")
+
+
+def test_custom_id_too_long():
+    _problem(_validator().validate(1, _line(_full("x" * 513))), "invalid_custom_id")
+    _spec(_validator().validate(1, _line(_full("x" * 512))))
+
+
+def test_bad_json():
+    problem = _problem(_validator().validate(5, b'{"custom_id": "a",'), "invalid_json")
+    assert problem.message.startswith("line 5: not valid JSON")
+
+
+@pytest.mark.parametrize("raw", [b"[1, 2]", b'"text"', b"42", b"null"])
+def test_non_object(raw):
+    problem = _problem(_validator().validate(2, raw), "invalid_request")
+    assert "expected a JSON object" in problem.message
+
+
+@pytest.mark.parametrize("messages", [None, [], "hi", {"role": "user"}])
+def test_missing_or_empty_messages(messages):
+    body = {"model": "gpt"}
+    if messages is not None:
+        body["messages"] = messages
+    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}
+    problem = _problem(_validator().validate(1, _line(line)), "missing_messages")
+    assert problem.param == "body.messages"
+
+
+def test_message_without_role():
+    messages = [{"role": "system", "content": "x"}, {"content": "no role"}]
+    problem = _problem(_validator().validate(1, _line(_full(messages=messages))), "invalid_messages")
+    assert problem.param == "body.messages[1]"
+
+
+def test_message_not_object():
+    problem = _problem(_validator().validate(1, _line(_full(messages=["hello"]))), "invalid_messages")
+    assert problem.param == "body.messages[0]"
+
+
+def test_unknown_model_lists_known_groups():
+    problem = _problem(_validator().validate(1, _line(_full(model="gpt-5"))), "unknown_model")
+    assert "'gpt-5'" in problem.message
+    assert "cheap, gpt" in problem.message
+    assert problem.param == "body.model"
+
+
+def test_non_string_model():
+    _problem(_validator().validate(1, _line(_full(model=3))), "unknown_model")
+
+
+def test_missing_model_without_default():
+    line = {"custom_id": "a", "messages": MSG}
+    problem = _problem(_validator().validate(1, _line(line)), "missing_model")
+    assert "--model" in problem.message
+
+
+def test_default_group_used_when_no_model():
+    v = _validator(default_group="cheap")
+    spec = _spec(v.validate(1, _line({"messages": MSG})))
+    assert spec.model_group == "cheap"
+    # an explicit model still wins over the default group
+    assert _spec(v.validate(2, _line({"model": "gpt", "messages": MSG}))).model_group == "gpt"
+
+
+def test_unknown_default_group_is_refused():
+    v = _validator(default_group="elsewhere")
+    _problem(v.validate(1, _line({"messages": MSG})), "unknown_model")
+
+
+@pytest.mark.parametrize("url", ["/v1/embeddings", "/v1/responses", "", None])
+def test_wrong_url(url):
+    line = _full()
+    line["url"] = url
+    problem = _problem(_validator().validate(1, _line(line)), "invalid_url")
+    assert problem.param == "url"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", 1])
+def test_wrong_method(method):
+    line = _full()
+    line["method"] = method
+    problem = _problem(_validator().validate(1, _line(line)), "invalid_method")
+    assert problem.param == "method"
+
+
+def test_unexpected_top_level_keys_in_full_form():
+    line = _full()
+    line["temperature"] = 0.5
+    line["extra"] = 1
+    problem = _problem(_validator().validate(1, _line(line)), "invalid_request")
+    assert "extra, temperature" in problem.message
+    assert problem.param == "extra"
+
+
+def test_full_form_body_must_be_object():
+    line = _full()
+    line["body"] = "nope"
+    _problem(_validator().validate(1, _line(line)), "invalid_body")
+    line.pop("body")
+    _problem(_validator().validate(1, _line(line)), "invalid_body")
+
+
+@pytest.mark.parametrize("field", ["api_key", "api_base", "base_url", "extra_headers", "api_version"])
+def test_forbidden_body_fields(field):
+    problem = _problem(
+        _validator().validate(1, _line(_full(**{field: "x"}))), "forbidden_field"
+    )
+    assert problem.param == f"body.{field}"
+    assert f"body.{field} is not allowed" in problem.message
+
+
+def test_forbidden_field_in_short_form():
+    line = {"model": "gpt", "messages": MSG, "api_key": "sk-xxxxxxxxxxxx"}
+    _problem(_validator().validate(1, _line(line)), "forbidden_field")
+
+
+def test_stream_true_refused():
+    problem = _problem(_validator().validate(1, _line(_full(stream=True))), "invalid_request")
+    assert problem.param == "body.stream"
+    _spec(_validator().validate(1, _line(_full(stream=False))))
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "10", True])
+@pytest.mark.parametrize("key", ["max_tokens", "max_completion_tokens"])
+def test_max_tokens_must_be_positive_int(key, value):
+    problem = _problem(_validator().validate(1, _line(_full(**{key: value}))), "invalid_request")
+    assert problem.param == f"body.{key}"
+
+
+def test_max_completion_tokens_estimate():
+    spec = _spec(_validator().validate(1, _line(_full(max_completion_tokens=77))))
+    assert spec.est_completion_tokens == 77
+
+
+@pytest.mark.parametrize("value, expected", [(0, 0), (9, 9), ("3", 3), ("urgent", 0), ("bulk", 9), ("Low", 7)])
+def test_per_line_priority(value, expected):
+    line = _full()
+    line["priority"] = value
+    assert _spec(_validator().validate(1, _line(line))).priority == expected
+
+
+@pytest.mark.parametrize("value", [10, -1, "soon", 2.5, True, None, [1]])
+def test_bad_priority(value):
+    line = _full()
+    line["priority"] = value
+    problem = _problem(_validator().validate(1, _line(line)), "invalid_priority")
+    assert problem.param == "priority"
+
+
+def test_priority_not_kept_in_short_form_body():
+    spec = _spec(_validator().validate(1, _line({"model": "gpt", "messages": MSG, "priority": 1})))
+    assert "priority" not in json.loads(spec.body)
+    assert spec.priority == 1
+
+
+def test_token_estimates_filled():
+    long = [{"role": "user", "content": "word " * 400}]
+    short = _spec(_validator().validate(1, _line(_full("a"))))
+    longer = _spec(_validator().validate(2, _line(_full("b", messages=long))))
+    assert longer.est_prompt_tokens > short.est_prompt_tokens >= 1
+    assert short.est_completion_tokens == 100  # the validator's default_max_tokens
+
+
+def test_problem_as_dict_shape():
+    problem = _problem(_validator().validate(3, _line(_full(model="nope"))), "unknown_model")
+    assert problem.as_dict() == {
+        "code": "unknown_model",
+        "message": problem.message,
+        "param": "body.model",
+        "line": 3,
+    }
+
+
+def test_storable_id_for_invalid():
+    v = _validator()
+    _spec(v.validate(1, _line(_full("taken"))))
+    assert v.storable_id_for_invalid(2, b"not json") == "line-2"
+    assert v.storable_id_for_invalid(3, _line({"custom_id": "fresh"})) == "fresh"
+    again = v.storable_id_for_invalid(4, _line({"custom_id": "taken"}))
+    assert again != "taken" and again.startswith("taken")

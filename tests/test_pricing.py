@@ -1,0 +1,93 @@
+"""Prices: deployment overrides, the shipped table, mock, unknown models, cached tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.config.loader import parse_config
+from dispatcher.deployments import build_deployments
+from dispatcher.pricing import Price, price_for, price_table, price_table_date, table_price
+from dispatcher.providers.base import Usage
+
+
+def _deployment(model: str, **params):
+    config = parse_config({"model_list": [{"model_name": "g", "litellm_params": {"model": model, **params}}]})
+    return build_deployments(config).by_id["g#0"]
+
+
+def test_table_is_loaded():
+    table = price_table()
+    assert "gpt-4o-mini" in table
+    assert all(p.input_per_token >= 0 and p.output_per_token >= 0 for p in table.values())
+    assert price_table_date()
+
+
+def test_table_price_for_openai_model():
+    assert price_for(_deployment("openai/gpt-4o-mini")) == price_table()["gpt-4o-mini"]
+
+
+def test_deployment_override_beats_table():
+    price = price_for(
+        _deployment("openai/gpt-4o-mini", input_cost_per_token=1e-3, output_cost_per_token=2e-3)
+    )
+    assert price == Price(1e-3, 2e-3)
+    assert price != price_table()["gpt-4o-mini"]
+
+
+def test_mock_is_free():
+    price = price_for(_deployment("mock/echo"))
+    assert price is not None
+    assert price.cost(Usage(1000, 1000, 2000)) == 0.0
+
+
+def test_mock_with_configured_price_is_charged():
+    price = price_for(_deployment("mock/echo", input_cost_per_token=1e-6, output_cost_per_token=1e-6))
+    assert price.cost(Usage(10, 10, 20)) == pytest.approx(2e-5)
+
+
+def test_unknown_model_is_none():
+    assert price_for(_deployment("openai/model-that-does-not-exist")) is None
+    assert price_for(_deployment("hosted_vllm/my-llama", api_base="http://localhost:8000/v1")) is None
+
+
+def test_dated_snapshot_costs_its_family():
+    assert table_price("openai", "gpt-4o-2024-08-06") == price_table()["gpt-4o"]
+    assert table_price("openai", "gpt-4o-mini-2024-07-18") == price_table()["gpt-4o-mini"]
+
+
+def test_gateway_names():
+    assert table_price("openrouter", "openai/gpt-4o") == price_table()["gpt-4o"]
+    assert table_price("openrouter", "anthropic/claude-3.5-sonnet") == price_table()["claude-3-5-sonnet"]
+
+
+def test_provider_qualified_name_first():
+    name = next(n for n in price_table() if n.startswith("groq/"))
+    model = name.split("/", 1)[1]
+    assert table_price("groq", model) == price_table()[name]
+
+
+def test_cost_plain():
+    price = Price(input_per_token=2e-6, output_per_token=8e-6)
+    assert price.cost(Usage(prompt_tokens=1000, completion_tokens=500, total_tokens=1500)) == pytest.approx(
+        1000 * 2e-6 + 500 * 8e-6
+    )
+
+
+def test_cost_cached_tokens_at_cached_price():
+    price = Price(input_per_token=2e-6, output_per_token=8e-6, cached_input_per_token=5e-7)
+    usage = Usage(prompt_tokens=1000, completion_tokens=100, total_tokens=1100, cached_tokens=600)
+    assert price.cost(usage) == pytest.approx(400 * 2e-6 + 600 * 5e-7 + 100 * 8e-6)
+
+
+def test_cost_cached_tokens_without_cached_price_pay_full_input():
+    price = Price(input_per_token=2e-6, output_per_token=8e-6)
+    usage = Usage(prompt_tokens=1000, completion_tokens=0, total_tokens=1000, cached_tokens=600)
+    assert price.cost(usage) == pytest.approx(1000 * 2e-6)
+
+
+def test_table_cached_price_applies():
+    price = price_table()["gpt-4o-mini"]
+    assert price.cached_input_per_token is not None
+    usage = Usage(prompt_tokens=100, completion_tokens=0, total_tokens=100, cached_tokens=100)
+    assert price.cost(usage) == pytest.approx(100 * price.cached_input_per_token)
+    assert price.cost(usage) < Price(price.input_per_token, price.output_per_token).cost(usage)
