@@ -52,11 +52,20 @@ _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 
 def price_for(deployment: Deployment) -> Price | None:
     """The deployment's own prices when configured, else the table's entry for its model."""
-    if deployment.input_cost_per_token is not None or deployment.output_cost_per_token is not None:
-        return Price(deployment.input_cost_per_token or 0.0, deployment.output_cost_per_token or 0.0)
-    if deployment.adapter == "mock":
+    if deployment.adapter == "mock" and deployment.input_cost_per_token is None and deployment.output_cost_per_token is None:
         return Price(0.0, 0.0)
-    return table_price(deployment.provider, deployment.provider_model)
+    table = table_price(deployment.provider, deployment.provider_model)
+    given_in, given_out = deployment.input_cost_per_token, deployment.output_cost_per_token
+    if given_in is None and given_out is None:
+        return table
+    # A half-set price takes the other half from the table; if the table does not know it,
+    # the price is unknown (never silently free).
+    input_price = given_in if given_in is not None else (table.input_per_token if table else None)
+    output_price = given_out if given_out is not None else (table.output_per_token if table else None)
+    if input_price is None or output_price is None:
+        return None
+    cached = table.cached_input_per_token if table and given_in is None else None
+    return Price(input_price, output_price, cached)
 
 
 def table_price(provider: str, model: str) -> Price | None:

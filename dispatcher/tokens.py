@@ -70,4 +70,4 @@ def requested_completion_tokens(body: dict[str, Any], default: int) -> int:
         value = body.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value * choices
-    return default
+    return default * choices

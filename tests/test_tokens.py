@@ -93,10 +93,5 @@ def test_bad_max_tokens_falls_back_to_default(value):
     assert requested_completion_tokens({"max_tokens": value}, 33) == 33
 
 
-@pytest.mark.xfail(
-    reason="BUG: the default completion budget is not multiplied by n, while an explicit "
-    "max_tokens is; a request with n=4 and no max_tokens reserves a quarter of its tokens",
-    strict=True,
-)
 def test_default_is_per_choice_too():
     assert requested_completion_tokens({"n": 4}, 100) == 400

@@ -62,9 +62,18 @@ def parse_config(raw: Any, source: str = "config") -> DispatcherConfig:
         if raw.get(section):
             log.info("%s: section '%s' is LiteLLM proxy configuration and is ignored", source, section)
     try:
-        return DispatcherConfig.model_validate(raw)
+        config = DispatcherConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source} is invalid:\n" + format_validation_error(exc)) from None
+    for index, entry in enumerate(config.model_list):
+        ignored = entry.litellm_params.ignored_keys()
+        if ignored:
+            log.warning("%s: model_list[%d].litellm_params: %s not used by llm-dispatcher (not sent "
+                        "to the provider)", source, index, ", ".join(ignored))
+    unused = sorted(set(config.router_settings.model_extra or {}))
+    if unused:
+        log.warning("%s: router_settings: %s not used by llm-dispatcher", source, ", ".join(unused))
+    return config
 
 
 def format_validation_error(exc: ValidationError, limit: int = 10) -> str:

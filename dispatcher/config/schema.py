@@ -21,6 +21,14 @@ RoutingStrategyName = Literal[
     "usage-based-routing-v2",
 ]
 
+# OpenAI chat-completion parameters a deployment may set as defaults for its requests.
+BODY_PARAMETERS = frozenset({
+    "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
+    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "user",
+    "seed", "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort",
+    "service_tier", "metadata", "store", "modalities", "verbosity", "prediction",
+})
+
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -79,8 +87,19 @@ class LiteLLMParams(BaseModel):
         return self.model.split("/", 1)[1]
 
     def body_defaults(self) -> dict[str, Any]:
-        """Extra litellm_params (temperature, max_tokens...) that act as request defaults."""
-        return dict(self.model_extra or {})
+        """Chat-completion parameters set in litellm_params (temperature...): request defaults.
+
+        Other extra keys (LiteLLM connection settings such as api_version or max_retries,
+        or typos) are never sent to the provider; ``ignored_keys`` lists them.
+        """
+        extra = self.model_extra or {}
+        defaults = {k: v for k, v in extra.items() if k in BODY_PARAMETERS}
+        if isinstance(extra.get("extra_body"), dict):
+            defaults.update(extra["extra_body"])
+        return defaults
+
+    def ignored_keys(self) -> list[str]:
+        return sorted(k for k in (self.model_extra or {}) if k not in BODY_PARAMETERS and k != "extra_body")
 
 
 class ModelInfo(BaseModel):
@@ -106,6 +125,17 @@ def _duration(value: str) -> str:
     if not re.fullmatch(r"\d+(\.\d+)?[smhd]", str(value).strip()):
         raise ValueError(f"'{value}' is not a duration like 30m, 24h, 1d or 30d")
     return str(value).strip()
+
+
+def _check_retry_classes(policy: dict[str, int], where: str) -> None:
+    from dispatcher.providers.errors import RETRY_POLICY_KEYS
+
+    unknown = sorted(set(policy) - set(RETRY_POLICY_KEYS))
+    if unknown:
+        raise ValueError(
+            f"{where}unknown error class {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(RETRY_POLICY_KEYS))}"
+        )
 
 
 class ProviderBudget(BaseModel):
@@ -149,15 +179,15 @@ class RouterSettings(BaseModel):
     @field_validator("retry_policy")
     @classmethod
     def _known_error_classes(cls, policy: dict[str, int]) -> dict[str, int]:
-        from dispatcher.providers.errors import RETRY_POLICY_KEYS
-
-        unknown = sorted(set(policy) - set(RETRY_POLICY_KEYS))
-        if unknown:
-            raise ValueError(
-                f"unknown error class {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(RETRY_POLICY_KEYS))}"
-            )
+        _check_retry_classes(policy, "")
         return policy
+
+    @field_validator("model_group_retry_policy")
+    @classmethod
+    def _known_error_classes_per_group(cls, policies: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for group, policy in policies.items():
+            _check_retry_classes(policy, f"group '{group}': ")
+        return policies
 
 
 class WorkerSettings(BaseModel):

@@ -51,6 +51,8 @@ class Secret:
         if raw.startswith(ENV_PREFIX):
             self.env_name: str | None = raw[len(ENV_PREFIX):].strip()
             self._literal: str | None = None
+            if not self.env_name:
+                raise ValueError(f"{where}: 'os.environ/' needs a variable name, like os.environ/OPENAI_API_KEY")
         else:
             self.env_name = None
             self._literal = raw
@@ -94,7 +96,23 @@ def redact(text: str | None) -> str | None:
 
 
 def redact_url(url: str | None) -> str | None:
-    """A connection URL with its password hidden, for error messages."""
-    if not url:
+    """A connection URL with its password hidden, for error messages.
+
+    The credentials end at the *last* '@' before the host (a password may contain '@'),
+    and the user name may be empty (``redis://:password@host``).
+    """
+    if not url or "://" not in url:
         return url
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    scheme, rest = url.split("://", 1)
+    authority_end = len(rest)
+    for separator in "/?#":
+        index = rest.find(separator)
+        if index != -1:
+            authority_end = min(authority_end, index)
+    at = rest.rfind("@", 0, authority_end)
+    if at == -1:
+        return url
+    credentials = rest[:at]
+    user = credentials.split(":", 1)[0]
+    masked = f"{user}:***" if ":" in credentials else user
+    return f"{scheme}://{masked}{rest[at:]}"

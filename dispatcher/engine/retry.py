@@ -42,7 +42,7 @@ class RetryPolicy:
     def delay(self, error: pe.ProviderError, retries_done: int) -> float:
         """Seconds to wait before retry number ``retries_done + 1``."""
         if isinstance(error, pe.RateLimitError):
-            ceiling = min(self._cap, self._base * (2**retries_done))
+            ceiling = min(self._cap, self._base * (2 ** min(retries_done, 32)))
             wait = self._rng.uniform(ceiling / 2, ceiling)
         else:
             wait = self._rng.uniform(0, 0.25)

@@ -26,7 +26,7 @@ FORBIDDEN_BODY_KEYS = {
     "api_key": "keys come from the config (api_key: os.environ/NAME), never from requests",
     "api_base": "the endpoint comes from the config's model_list, not from requests",
     "base_url": "the endpoint comes from the config's model_list, not from requests",
-    "api_version": "set api_version in the config's litellm_params",
+    "api_version": "the API version belongs to the deployment's config, not to requests",
     "extra_headers": "set extra_headers in the config's litellm_params",
 }
 
@@ -202,7 +202,7 @@ class LineValidator:
         for key, why in FORBIDDEN_BODY_KEYS.items():
             if key in body:
                 raise _Refused("forbidden_field", f"body.{key} is not allowed: {why}", f"body.{key}")
-        if body.get("stream"):
+        if body.get("stream") is True:
             raise _Refused(
                 "invalid_request", "stream: true is not supported for batch requests", "body.stream"
             )

@@ -148,9 +148,5 @@ def test_redact_url_without_password_unchanged():
     assert redact_url(None) is None
 
 
-@pytest.mark.xfail(
-    reason="BUG: redact_url needs a non-empty user name; redis://:password@host leaks the password",
-    strict=True,
-)
 def test_redact_url_password_without_user():
     assert "s3cretpw" not in redact_url("redis://:s3cretpw@localhost:6379/0")

@@ -112,12 +112,6 @@ def test_body_not_json_is_bad_request():
         _complete(_provider(), b"{not json")
 
 
-@pytest.mark.xfail(
-    reason="BUG: a malformed directive value ([[mock:status=abc]] / [[mock:sleep=x]]) makes "
-    "mock_reply raise ValueError, which escapes MockProvider.complete (adapters must only raise "
-    "ProviderError)",
-    strict=True,
-)
 @pytest.mark.parametrize("directive", ["[[mock:status=abc]]", "[[mock:sleep=soon]]"])
 def test_malformed_directive_is_a_provider_error(directive):
     with pytest.raises(pe.ProviderError):

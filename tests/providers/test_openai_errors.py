@@ -148,11 +148,16 @@ def test_message_truncated():
     assert len(error.message) == MAX_MESSAGE_CHARS
 
 
-def test_unexpected_status():
+def test_other_client_errors_are_bad_requests_and_not_retried():
     error = _map(409, _body("conflict"))
+    assert type(error) is pe.BadRequestError and not error.retryable
+    assert "HTTP 409" in error.message and "conflict" in error.message
+
+
+def test_unexpected_status():
+    error = _map(302, _body("moved"))
     assert type(error) is pe.ProviderError
-    assert "unexpected HTTP 409" in error.message
-    assert "conflict" in error.message
+    assert "unexpected HTTP 302" in error.message
 
 
 def test_401_echoing_key_is_redacted():

@@ -82,9 +82,13 @@ def error_body(status: int, message: str, code: str | None, error_type: str) -> 
 def mock_reply(body: dict[str, Any], model: str, fixed_response: str | None = None) -> MockReply:
     """The reply to one request, honouring directives; deterministic for equal bodies."""
     found = directives(body)
-    sleep_s = float(found.get("sleep") or 0.0)
-    if "status" in found:
-        status = int(found["status"] or 500)
+    try:
+        sleep_s = float(found.get("sleep") or 0.0)
+        status = int(found["status"] or 500) if "status" in found else None
+    except ValueError:
+        return MockReply(400, error_body(400, f"unreadable mock directive in {found}", "invalid_mock_directive",
+                                         "invalid_request_error"))
+    if status is not None:
         return MockReply(
             status, error_body(status, f"mock error {status}", None, "mock_error"), sleep_s
         )

@@ -29,7 +29,6 @@ _CONTENT_POLICY_HINTS = (
     "content_filter",
     "content management policy",
     "safety system",
-    "flagged",
 )
 
 
@@ -61,6 +60,8 @@ def error_from_response(status: int, headers: httpx.Headers, body: bytes) -> pe.
         return pe.ProviderTimeoutError(message, **fields)
     if status >= 500:
         return pe.ServerError(message, retry_after=retry_after_seconds(headers), **fields)
+    if 400 <= status < 500:  # other client errors: the request, not the moment, is wrong
+        return pe.BadRequestError(f"HTTP {status}: {message}", **fields)
     return pe.ProviderError(f"unexpected HTTP {status}: {message}", **fields)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import time
 
@@ -20,9 +21,11 @@ def parse_duration(text: str | None) -> float | None:
         return None
     text = text.strip()
     try:
-        return max(0.0, float(text))
+        value = float(text)
     except ValueError:
         pass
+    else:
+        return max(0.0, value) if math.isfinite(value) else None
     parts = _DURATION_PART.findall(text)
     if not parts:
         return None
