@@ -54,7 +54,9 @@ def provider_stats(base_url: str) -> dict:
 
 
 def fresh_postgres_schema() -> str:
-    """A URL pointing at a new schema (left in place for inspection; named bench_*)."""
+    """A URL pointing at a new, migrated schema (named bench_*, dropped when the bench exits)."""
+    import atexit
+
     import sqlalchemy as sa
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -62,6 +64,14 @@ def fresh_postgres_schema() -> str:
     with engine.connect() as connection:
         connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     engine.dispose()
+
+    def drop() -> None:
+        cleanup = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with cleanup.connect() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        cleanup.dispose()
+
+    atexit.register(drop)
     url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     from dispatcher.store.database import Database
     from dispatcher.store.migrate import upgrade

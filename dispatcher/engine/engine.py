@@ -477,12 +477,14 @@ class Engine:
     def _report(self, outcome: Outcome) -> None:
         """Log and count one recorded outcome (logs carry the job's ids as structured fields)."""
         job = outcome.job
+        metrics = self.metrics
+        if outcome.status == JobStatus.SUCCEEDED and metrics is None and not log.isEnabledFor(logging.DEBUG):
+            return  # the common case: nothing to log or count
         context = {
             "batch_id": job.batch_id, "job_id": job.id, "custom_id": job.custom_id,
             "deployment": outcome.attempt.deployment_id if outcome.attempt else None,
             "attempt": outcome.attempts_made, "worker_id": self.worker_id,
         }
-        metrics = self.metrics
         if outcome.status == JobStatus.FAILED:
             log.info("request %s of %s failed: %s: %s", job.custom_id, job.batch_id,
                      outcome.error_code, outcome.error_message, extra=context)

@@ -80,6 +80,50 @@ def _over_budget_batches():
     )
 
 
+def _claim_statement(postgres: bool):
+    """The claim as one statement with bind parameters, built once per dialect.
+
+    Order: priority, then the fair position among batches, then submit order. On PostgreSQL
+    ``FOR UPDATE SKIP LOCKED`` lets many workers claim at once without waiting on each other,
+    and a materialized CTE runs the LIMIT subquery exactly once (with ``id IN (subquery)`` the
+    planner may pick a nested-loop semi join that re-runs it per row and claims far more than
+    the limit: seen in tests). SQLite serialises writers, so a plain subquery is atomic there.
+    """
+    now = sa.bindparam("now", type_=sa.Float)
+    ready = (
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.status == JobStatus.QUEUED,
+            jobs.c.model_group == sa.bindparam("group"),
+            jobs.c.not_before <= now,
+            sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
+            jobs.c.batch_id.not_in(_over_budget_batches()),
+        )
+        .order_by(jobs.c.priority, jobs.c.fair_key, jobs.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+    values = dict(
+        status=JobStatus.RUNNING,
+        claim=jobs.c.claim + 1,
+        worker_id=sa.bindparam("worker_id"),
+        started_at=now,
+        # What the call will probably cost on the granted deployment, for batch budgets.
+        reserved_cost=jobs.c.est_prompt_tokens * sa.bindparam("input_price", type_=sa.Float)
+        + jobs.c.est_completion_tokens * sa.bindparam("output_price", type_=sa.Float),
+    )
+    if postgres:
+        picked = ready.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        statement = jobs.update().where(jobs.c.id == picked.c.id)
+    else:
+        statement = jobs.update().where(
+            jobs.c.id.in_(ready.scalar_subquery()), jobs.c.status == JobStatus.QUEUED
+        )
+    return statement.values(**values).returning(*_CLAIM_COLUMNS)
+
+
+_CLAIM = {True: _claim_statement(True), False: _claim_statement(False)}
+
+
 def claim_jobs(
     connection: Connection,
     *,
@@ -91,45 +135,13 @@ def claim_jobs(
     input_price: float = 0.0,
     output_price: float = 0.0,
 ) -> list[ClaimedJob]:
-    """Claim up to ``limit`` ready jobs of ``group``, most urgent first.
-
-    Order: priority, then the fair position among batches, then submit order. On PostgreSQL
-    ``FOR UPDATE SKIP LOCKED`` lets many workers claim at once without waiting on each other;
-    SQLite serialises writers, so a plain subquery is atomic there.
-    """
-    ready = (
-        sa.select(jobs.c.id)
-        .where(
-            jobs.c.status == JobStatus.QUEUED,
-            jobs.c.model_group == group,
-            jobs.c.not_before <= now,
-            sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
-            jobs.c.batch_id.not_in(_over_budget_batches()),
-        )
-        .order_by(jobs.c.priority, jobs.c.fair_key, jobs.c.id)
-        .limit(limit)
+    """Claim up to ``limit`` ready jobs of ``group``, most urgent first (see _claim_statement)."""
+    rows = connection.execute(
+        _CLAIM[postgres],
+        dict(group=group, limit=limit, worker_id=worker_id, now=now,
+             input_price=input_price, output_price=output_price),
     )
-    values = dict(
-        status=JobStatus.RUNNING,
-        claim=jobs.c.claim + 1,
-        worker_id=worker_id,
-        started_at=now,
-        # What the call will probably cost on the granted deployment, for batch budgets.
-        reserved_cost=jobs.c.est_prompt_tokens * input_price
-        + jobs.c.est_completion_tokens * output_price,
-    )
-    if postgres:
-        # A materialized CTE runs the LIMIT subquery exactly once. With `id IN (subquery)`
-        # the planner may pick a nested-loop semi join that re-runs the subquery for each
-        # row and claims far more than `limit` jobs (seen in tests).
-        picked = ready.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-        statement = jobs.update().where(jobs.c.id == picked.c.id)
-    else:
-        statement = jobs.update().where(
-            jobs.c.id.in_(ready.scalar_subquery()), jobs.c.status == JobStatus.QUEUED
-        )
-    statement = statement.values(**values).returning(*_CLAIM_COLUMNS)
-    claimed = [ClaimedJob(*row) for row in connection.execute(statement)]
+    claimed = [ClaimedJob(*row) for row in rows]
     claimed.sort(key=lambda job: (job.priority, job.id))
     return claimed
 
