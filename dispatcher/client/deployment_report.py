@@ -33,6 +33,9 @@ def deployment_report(config: DispatcherConfig, deployments: Deployments) -> lis
             "api_base": deployment.api_base,
             "rpm": deployment.rpm,
             "tpm": deployment.tpm,
+            # Per worker process (like LiteLLM's per-Router semaphore), not fleet-wide.
+            "max_parallel_requests": deployment.max_parallel_requests
+            or config.router_settings.default_max_parallel_requests,
             "limit_key": spec.key,
             "weight": deployment.weight,
             "timeout": deployment.timeout,

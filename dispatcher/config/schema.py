@@ -174,6 +174,8 @@ class RouterSettings(BaseModel):
     allowed_fails: Annotated[int, Field(ge=0)] = 3
     cooldown_time: NonNegativeFloat = 5.0
     disable_cooldowns: bool = False
+    # Calls in flight per deployment and worker process, for deployments that set none.
+    default_max_parallel_requests: PositiveInt | None = None
     provider_budget_config: dict[str, ProviderBudget] = Field(default_factory=dict)
 
     @field_validator("retry_policy")

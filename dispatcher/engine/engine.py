@@ -164,7 +164,7 @@ class Engine:
         self.admission = Admission(
             self._deployments, self._limits, self._strategy, self.routing_stats,
             self._settings.rate_limits, self._config.router_settings,
-            on_cooldown=self._on_cooldown,
+            on_cooldown=self._on_cooldown, on_room=self._hint_local,
         )
         self._runner = JobRunner(
             providers=self._providers,
@@ -282,7 +282,9 @@ class Engine:
         )
         if len(claimed) < len(grants):
             self._hot.pop(group, None)
-            await self.admission.release(grants[len(claimed):])
+            unused = grants[len(claimed):]
+            self.admission.done(unused)
+            await self.admission.release(unused)
             grants = grants[: len(claimed)]
         needs = [job.est_prompt_tokens + job.est_completion_tokens for job in claimed]
         delays = await self.admission.resize(grants, needs) if claimed else []
@@ -353,6 +355,7 @@ class Engine:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_job(self, job: ClaimedJob, grant: Grant, delay: float) -> None:
+        held = [grant]  # the grant this task holds a deployment place with (None while rebooking)
         try:
             cache_key = self._cache_key(job)
             if cache_key is not None:
@@ -364,7 +367,7 @@ class Engine:
                         self.metrics.cache_hits.labels(job.model_group).inc()
                     self._writer.add(self._runner.from_cache(job, cached))
                     return
-            grant = await self._wait_for_send_time(grant, delay)
+            grant = await self._wait_for_send_time(held, delay)
             deployment = grant.deployment
             self.routing_stats.call_started(deployment.id)
             if self.metrics is not None:
@@ -394,6 +397,9 @@ class Engine:
                 error_code="internal_error",
                 error_message=f"dispatcher error: {type(exc).__name__}: {exc}",
             )
+        finally:
+            if held[0] is not None:
+                self.admission.done(held)
         self.stats.in_flight -= 1
         self._writer.add(outcome)
 
@@ -421,14 +427,16 @@ class Engine:
             return cache_key(job.model_group, job.body)
         return None
 
-    async def _wait_for_send_time(self, grant: Grant, delay: float) -> Grant:
+    async def _wait_for_send_time(self, held: list[Grant | None], delay: float) -> Grant:
         """Sleep until the booked send time and return the grant to send under.
 
         If a 429 paused the deployment meanwhile, wait out the pause and book again rather
         than send into it. If this process woke up too late (an overloaded loop), book again
-        too: sending late would crowd the calls booked after this one.
+        too: sending late would crowd the calls booked after this one. ``held[0]`` is the grant
+        the task holds at every moment (None while it books again).
         """
         settings = self._settings.rate_limits
+        grant = held[0]
         while True:
             due = grant.send_at + delay
             wait = due - time.time()
@@ -438,6 +446,8 @@ class Engine:
             late = time.time() - due > settings.late_tolerance_s and grant.spec.limited
             if paused <= 0 and not late:
                 return grant
+            self.admission.done(held)
+            held[0] = None
             if paused > 0:
                 await asyncio.sleep(paused)
             renewed = await self.admission.renew(grant)
@@ -445,6 +455,7 @@ class Engine:
                 await asyncio.sleep(max(0.01, renewed.until - time.time()))
                 renewed = await self.admission.renew(grant)
             grant, delay = renewed, 0.0
+            held[0] = grant
             self.stats.rebooked += 1
 
     async def _settle(self, job: ClaimedJob, grant: Grant, outcome: Outcome) -> None:

@@ -8,6 +8,7 @@ the most urgent one at that moment, and a group with no capacity holds no worker
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from dispatcher.routing.stats import RoutingStats
 from dispatcher.routing.strategies import RoutingStrategy
 
 log = logging.getLogger(__name__)
+
+# When every deployment of a group is at max_parallel_requests, look again after this long
+# even if no call end has said so.
+PARALLEL_RECHECK_S = 1.0
 
 
 @dataclass(slots=True)
@@ -46,6 +51,7 @@ class Admission:
         settings: RateLimitSettings,
         router: RouterSettings | None = None,
         on_cooldown: Callable[[str], None] | None = None,
+        on_room: Callable[[str], None] | None = None,
     ):
         self._deployments = deployments
         self._backend = backend
@@ -54,10 +60,18 @@ class Admission:
         self._settings = settings
         self._router = router or RouterSettings()
         self._on_cooldown = on_cooldown or (lambda deployment_id: None)
+        self._on_room = on_room or (lambda group: None)
         self.specs = limit_specs(deployments, settings.headroom)
         self.budgets = Budgets(deployments, self._router, backend)
         self._local_pause: dict[str, float] = {}  # limit key -> until (429s seen here)
         self._local_cooldown: dict[str, float] = {}  # deployment id -> until
+        # max_parallel_requests, per worker process like LiteLLM's per-Router semaphore:
+        # grants held (booked, waiting or calling) per deployment, returned by ``done``.
+        self._parallel_cap = {
+            d.id: d.max_parallel_requests or self._router.default_max_parallel_requests
+            for d in deployments.by_id.values()
+        }
+        self._held: collections.Counter[str] = collections.Counter()
 
     @property
     def horizon(self) -> float:
@@ -69,6 +83,12 @@ class Admission:
         if not members:
             return []
         now = time.time()
+        capped = [d for d in members if self._parallel_cap[d.id]]
+        if capped:
+            members = [d for d in members if self._room(d) > 0]
+            if not members:  # ``done`` hints the group when a call ends; this is a backstop
+                return Blocked(now + PARALLEL_RECHECK_S, "parallel")
+            count = min(count, sum(self._room(d) for d in members))
         if self.budgets.any:
             affordable = [d for d in members if not self.budgets.exhausted_until(d, now)]
             if not affordable:
@@ -81,10 +101,37 @@ class Admission:
             and self._router.disable_cooldowns
         ):
             # Nothing fleet-wide to consult: choose per call, no round trip to the backend.
-            return [
-                Grant(d, self.specs[d.id], now, tokens)
-                for d in (self._strategy.order(members, self._stats)[0] for _ in range(count))
-            ]
+            chosen = []
+            for _ in range(count):
+                open_members = [d for d in members if self._room(d) > 0]
+                if not open_members:
+                    break
+                deployment = self._strategy.order(open_members, self._stats)[0]
+                chosen.append(self._hold(Grant(deployment, self.specs[deployment.id], now, tokens)))
+            return chosen
+        if not capped:
+            return await self._reserve(members, count, tokens)
+        # With max_parallel_requests a deployment may take fewer calls than its schedule has
+        # room for: give back the rest and ask again among the deployments with places left.
+        grants: list[Grant] = []
+        for _ in range(len(members)):
+            result = await self._reserve(members, count - len(grants), tokens)
+            if isinstance(result, Blocked):
+                return grants or result
+            room = self._room(result[0].deployment) if result else 0
+            if room < len(result):
+                await self.release(result[room:])
+                result = result[:room]
+            grants += [self._hold(grant) for grant in result]
+            members = [d for d in members if self._room(d) > 0]
+            if len(grants) >= count or not members:
+                break
+        return grants
+
+    async def _reserve(
+        self, members: Sequence[Deployment], count: int, tokens: int
+    ) -> list[Grant] | Blocked:
+        """Book ``count`` send times on the first deployment (in strategy order) with room."""
         ordered = self._strategy.order(members, self._stats)
         result = await self._backend.reserve(
             [self.specs[d.id] for d in ordered], count, tokens, self.horizon,
@@ -99,6 +146,26 @@ class Admission:
             for i in range(len(result.send_times))
         ]
 
+    def _room(self, deployment: Deployment) -> int:
+        cap = self._parallel_cap[deployment.id]
+        return cap - self._held[deployment.id] if cap else 1 << 30
+
+    def _hold(self, grant: Grant) -> Grant:
+        if self._parallel_cap[grant.deployment.id]:
+            self._held[grant.deployment.id] += 1
+        return grant
+
+    def done(self, grants: Sequence[Grant]) -> None:
+        """These grants are finished with (call ended, or never made): free their places."""
+        for grant in grants:
+            deployment = grant.deployment
+            if not self._parallel_cap[deployment.id]:
+                continue
+            was_full = self._room(deployment) <= 0
+            self._held[deployment.id] -= 1
+            if was_full:
+                self._on_room(deployment.group)
+
     def pause_remaining(self, grant: Grant) -> float:
         """Seconds this worker knows the grant's deployment is paused or cooling down for."""
         until = max(
@@ -108,7 +175,10 @@ class Admission:
         return max(0.0, until - time.time())
 
     async def renew(self, grant: Grant) -> Grant | Blocked:
-        """A fresh grant for a call whose booked send time fell inside a pause."""
+        """A fresh grant for a call whose booked send time fell inside a pause.
+
+        The caller gives up the old grant (``done``) before asking.
+        """
         result = await self.acquire(grant.deployment.group, 1, grant.tokens)
         if isinstance(result, Blocked):
             return result

@@ -118,3 +118,53 @@ def test_deployments_in_one_limit_group_share_one_budget():
     first, second = asyncio.run(scenario())
     assert len(first) == 1
     assert isinstance(second, Blocked)  # the other deployment draws on the same key's budget
+
+
+def test_max_parallel_requests_caps_grants_held_per_deployment():
+    rooms = []
+    admission = admission_for({"max_parallel_requests": 3}, {"max_parallel_requests": 2})
+    admission._on_room = rooms.append
+
+    async def scenario():
+        first = await admission.acquire("chat", 10, 10)
+        blocked = await admission.acquire("chat", 1, 10)
+        admission.done(first[:1])
+        again = await admission.acquire("chat", 10, 10)
+        return first, blocked, again
+
+    first, blocked, again = asyncio.run(scenario())
+    by_deployment = sorted(g.deployment.id for g in first)
+    assert by_deployment == ["d0", "d0", "d0", "d1", "d1"]  # 3 + 2, not 10
+    assert isinstance(blocked, Blocked) and blocked.reason == "parallel"
+    assert rooms == ["chat"]  # the full group is told when a place frees
+    assert [g.deployment.id for g in again] == [first[0].deployment.id]
+
+
+def test_max_parallel_requests_with_rate_limits_gives_back_what_it_cannot_run():
+    admission = admission_for({"rpm": 600, "max_parallel_requests": 2}, lookahead_s=5.0)
+
+    async def scenario():
+        grants = await admission.acquire("chat", 8, 10)
+        admission.done(grants)
+        return grants, await admission.acquire("chat", 8, 10)
+
+    grants, after = asyncio.run(scenario())
+    assert len(grants) == 2
+    # The 6 reservations it could not use went back: the next two are booked right behind.
+    assert len(after) == 2 and after[0].send_at - grants[-1].send_at < 0.25
+
+
+def test_default_max_parallel_requests_applies_to_deployments_without_their_own():
+    config = parse_config({
+        "model_list": [
+            {"model_name": "chat", "litellm_params": {"model": "openai/m", "api_base": "http://x"}},
+            {"model_name": "chat", "litellm_params": {"model": "openai/m", "api_base": "http://y",
+                                                      "max_parallel_requests": 1}},
+        ],
+        "router_settings": {"default_max_parallel_requests": 4},
+    })
+    admission = Admission(
+        build_deployments(config), MemoryLimitBackend(), build_strategy("simple-shuffle"),
+        RoutingStats(), RateLimitSettings(), config.router_settings,
+    )
+    assert len(asyncio.run(admission.acquire("chat", 50, 10))) == 5
