@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +21,8 @@ from dispatcher.errors import DispatcherError, InputError, UsageError
 
 EXIT_FAILURES = 1
 EXIT_INTERRUPTED = 130
+# How often `watch` (with no local worker) checks that some worker is alive.
+WORKER_CHECK_INTERVAL_S = 5.0
 
 
 class AppContext:
@@ -203,6 +206,28 @@ def info(message: str) -> None:
     click.echo(message, err=True)
 
 
+def command_hint(app: AppContext, *args: str) -> str:
+    """A command line to paste, with the --config this one was given."""
+    import shlex
+
+    config = ("--config", app.config_path) if app.config_path else ()
+    return shlex.join(("llm-dispatch", *config, *args))
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (timeout, systemd, docker stop) stops like Ctrl-C: calls in flight finish."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def open_output(path: str | None) -> Iterator:
     """A binary stream: the file at ``path``, or stdout for None or '-'."""
@@ -236,16 +261,20 @@ def export_results(app: AppContext, batch_id: str, output: str | None, errors: s
     where = output if output not in (None, "-") else "stdout"
     info(f"{counts.succeeded} results written to {where}")
     if errors:
-        info(f"{counts.failed} failed requests written to {errors}")
+        info(f"{counts.failed} requests that did not succeed (failed, cancelled, expired) written to {errors}")
 
 
 def wait_with_progress(app: AppContext, batch_id: str, node=None):
-    """Show progress until the batch ends. Ctrl-C stops the local worker gracefully (if any)."""
+    """Show progress until the batch ends. Ctrl-C stops the local worker gracefully (if any).
+
+    Without a local worker, says so when no live worker is registered (nothing would move).
+    """
     from dispatcher.console import BatchProgress
 
     client = app.client
     interrupted = 0
     note = ""
+    next_worker_check = 0.0
     with BatchProgress() as progress:
         while True:
             try:
@@ -253,6 +282,11 @@ def wait_with_progress(app: AppContext, batch_id: str, node=None):
                     status = client.wait(batch_id, timeout=0.5, poll_interval=0.5)
                     if node is not None and node.error is not None:
                         raise DispatcherError(f"the in-process worker failed: {node.error}")
+                    if node is None and not status.done and time.monotonic() >= next_worker_check:
+                        next_worker_check = time.monotonic() + WORKER_CHECK_INTERVAL_S
+                        note = "" if client.live_workers() else (
+                            f"no live workers: start some with `{command_hint(app, 'worker')}`"
+                        )
                     progress.update(status, note)
                     if status.done:
                         return status, interrupted
@@ -269,6 +303,14 @@ def wait_with_progress(app: AppContext, batch_id: str, node=None):
                 else:
                     note = "abandoning calls in flight"
                     node.request_stop(0)
+
+
+def resume_hint(app: AppContext, batch_id: str) -> str:
+    watch = command_hint(app, "watch", batch_id)
+    if app.client.embedded:
+        return f"Resume with: {watch}"
+    return (f"Its requests stay queued for workers ({command_hint(app, 'worker')}); "
+            f"follow it with: {watch}")
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -293,18 +335,19 @@ def run(app: AppContext, input_file, output, errors_path, concurrency, **options
     """
     client = app.client
     kwargs = submit_kwargs(**options)
-    node = client.start_worker(concurrency=concurrency)
-    try:
-        result = client.submit(input_file, **kwargs)
-        report_submit(result)
-        status, interrupted = wait_with_progress(app, result.batch_id, node)
-    finally:
-        node.stop()
+    with sigterm_as_interrupt():
+        node = client.start_worker(concurrency=concurrency)
+        try:
+            result = client.submit(input_file, **kwargs)
+            report_submit(result)
+            status, interrupted = wait_with_progress(app, result.batch_id, node)
+        finally:
+            node.stop()
     if interrupted and not status.done:
-        info(f"interrupted; nothing is lost. Resume with: llm-dispatch watch {result.batch_id}")
+        info(f"interrupted; nothing is lost. {resume_hint(app, result.batch_id)}")
         sys.exit(EXIT_INTERRUPTED)
     export_results(app, result.batch_id, output, errors_path)
-    finish(status)
+    finish(app, status)
 
 
 @cli.command()
@@ -325,8 +368,8 @@ def submit(app: AppContext, input_file, idempotency_key, **options) -> None:
     else:
         report_submit(result)
         if client.embedded:
-            info("embedded mode (no redis_url): run `llm-dispatch watch "
-                 f"{result.batch_id}` to process it in this machine's process")
+            info(f"embedded mode (no redis_url): run `{command_hint(app, 'watch', result.batch_id)}` "
+                 "to process it in this machine's process")
     click.echo(result.batch_id)
 
 
@@ -376,18 +419,19 @@ def watch(app: AppContext, batch_id: str) -> None:
     client = app.client
     batch = client.status(batch_id)
     node = None
-    if client.embedded and not batch.done:
-        info("embedded mode: processing the batch in this process")
-        node = client.start_worker()
-    try:
-        status, interrupted = wait_with_progress(app, batch_id, node)
-    finally:
-        if node is not None:
-            node.stop()
+    with sigterm_as_interrupt():
+        if client.embedded and not batch.done:
+            info("embedded mode: processing the batch in this process")
+            node = client.start_worker()
+        try:
+            status, interrupted = wait_with_progress(app, batch_id, node)
+        finally:
+            if node is not None:
+                node.stop()
     if interrupted and not status.done:
-        info(f"stopped watching; nothing is lost. Resume with: llm-dispatch watch {batch_id}")
+        info(f"stopped watching; nothing is lost. {resume_hint(app, batch_id)}")
         sys.exit(EXIT_INTERRUPTED)
-    finish(status)
+    finish(app, status)
 
 
 @cli.command()
@@ -434,21 +478,22 @@ def usage(app: AppContext, by: str, since: str | None, until: str | None, as_jso
     """Tokens, requests, failures and cost, from every provider call (retries included).
 
     Cache hits cost nothing and are counted apart; calls whose price is unknown are counted
-    in 'unknown price' and left out of the cost, never counted as free.
+    in 'unknown price', never as free: with --json/--csv, 'cost' is then null/empty and
+    'known_cost' holds the priced calls' part.
     """
     rows = app.client.usage(by=by, since=_point_in_time(since, "--since"), until=_point_in_time(until, "--until"))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     columns = ["key", "requests", "failures", "cache_hits", "prompt_tokens", "completion_tokens",
-               "total_tokens", "cached_tokens", "cost", "unknown_cost_requests"]
+               "total_tokens", "cached_tokens", "cost", "known_cost", "unknown_cost_requests"]
     if as_csv:
         import csv
 
         writer = csv.writer(sys.stdout)
         writer.writerow([by if c == "key" else c for c in columns])
         for row in rows:
-            writer.writerow([row[c] for c in columns])
+            writer.writerow(["" if row[c] is None else row[c] for c in columns])  # empty: unknown
         return
     from rich.table import Table
 
@@ -462,7 +507,8 @@ def usage(app: AppContext, by: str, since: str | None, until: str | None, as_jso
         table.add_row(
             str(row["key"]), f"{row['requests']:,}", f"{row['failures']:,}", f"{row['cache_hits']:,}",
             f"{row['prompt_tokens']:,}", f"{row['completion_tokens']:,}", f"{row['total_tokens']:,}",
-            f"{row['cost']:.6f}", str(row["unknown_cost_requests"] or "-"),
+            f"{row['known_cost']:.6f}" + (" + unknown" if row["unknown_cost_requests"] else ""),
+            str(row["unknown_cost_requests"] or "-"),
         )
     if not rows:
         info("no provider calls in that period")
@@ -602,9 +648,12 @@ def recover(app: AppContext) -> None:
 @click.option("--metrics-port", type=click.IntRange(min=1, max=65535),
               help="Serve Prometheus metrics at http://HOST:PORT/metrics (process i: PORT+i). "
               "Default: config worker.metrics_port (off).")
+@click.option("--metrics-host", metavar="ADDRESS",
+              help="Address the metrics server listens on. Default: config worker.metrics_host "
+              "(127.0.0.1); 0.0.0.0 lets Prometheus on other machines scrape it.")
 @pass_app
 def worker(app: AppContext, processes: int | None, concurrency: int | None, groups: str | None,
-           metrics_port: int | None) -> None:
+           metrics_port: int | None, metrics_host: str | None) -> None:
     """Run worker processes that execute queued jobs (needs redis_url for a fleet).
 
     Start it on as many machines as you like; they share rate limits and the queue
@@ -635,6 +684,7 @@ def worker(app: AppContext, processes: int | None, concurrency: int | None, grou
         database=client.database,
         shutdown_grace=client.settings.worker.shutdown_grace,
         metrics_port=metrics_port or client.settings.worker.metrics_port,
+        metrics_host=metrics_host,
     )
     sys.exit(supervisor.run())
 
@@ -721,11 +771,11 @@ def _per_million(value: float | None) -> str:
     return "unknown" if value is None else f"{value * 1e6:.3f}"
 
 
-def finish(status) -> None:
+def finish(app: AppContext, status) -> None:
     """Exit 1 when some requests did not succeed, else 0."""
     if status.unsuccessful:
-        info(f"{status.unsuccessful} of {status.total} requests did not succeed "
-             f"(see them with: llm-dispatch results {status.id} --errors errors.jsonl)")
+        see = command_hint(app, "results", status.id, "--errors", "errors.jsonl")
+        info(f"{status.unsuccessful} of {status.total} requests did not succeed (see them with: {see})")
         sys.exit(EXIT_FAILURES)
 
 

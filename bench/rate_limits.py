@@ -1,7 +1,7 @@
 """Benchmark: how close to a provider's rate limits the fleet runs, and how often it hits them.
 
     python bench/rate_limits.py                     # all scenarios
-    python bench/rate_limits.py --only requests     # or tokens, split
+    python bench/rate_limits.py --only requests     # or tokens, tokenizer, split
 
 The mock provider enforces its limits over a 10-second sliding window and answers 429 beyond
 them; the dispatcher is configured with the per-minute equivalents (6x), so this also checks
@@ -11,6 +11,8 @@ that a minute's budget is spread evenly (a 10-second window may only see a sixth
 Scenarios:
   requests  one deployment, 600 requests / 60,000 tokens per 10 s; small requests: rpm binds
   tokens    the same limits, requests of ~170 tokens: tpm binds
+  tokenizer tpm binds, and the provider bills prompts at 0.6x our estimate (another tokenizer):
+            bookings must learn the real count or the schedule runs well below the limit
   split     two deployments in one group (600 and 300 requests per 10 s): the split should
             follow their capacity, the total reach the sum
 Reported per provider: requests admitted per 10-second window in the steady part of the run
@@ -79,6 +81,7 @@ def run_scenario(name: str, deployments: list[dict], jobs: int, max_tokens: int,
             base = stack.enter_context(mock_provider(
                 rpm=spec["rpm_window"], tpm=spec["tpm_window"], window_s=WINDOW_S,
                 latency_ms=200, jitter_ms=100, seed=i,
+                prompt_token_scale=spec.get("prompt_token_scale", 1.0),
             ))
             providers.append((base, spec))
             model_list.append({"model_name": "chat", "litellm_params": {
@@ -136,6 +139,9 @@ SCENARIOS = {
         "requests", [{"rpm_window": 600, "tpm_window": 60000}], jobs, max_tokens=50, prompt_chars=40),
     "tokens": lambda jobs: run_scenario(
         "tokens", [{"rpm_window": 600, "tpm_window": 60000}], jobs * 2 // 3, max_tokens=150, prompt_chars=60),
+    "tokenizer": lambda jobs: run_scenario(
+        "tokenizer", [{"rpm_window": 600, "tpm_window": 60000, "prompt_token_scale": 0.6}],
+        jobs * 2 // 3, max_tokens=50, prompt_chars=400),
     "split": lambda jobs: run_scenario(
         "split", [{"rpm_window": 600, "tpm_window": 60000}, {"rpm_window": 300, "tpm_window": 30000}],
         jobs * 3 // 2, max_tokens=50, prompt_chars=40),

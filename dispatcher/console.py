@@ -75,9 +75,16 @@ def batch_table(info: BatchInfo) -> Table:
     return table
 
 
+def unfinished_text(info: BatchInfo) -> str:
+    """'3 failed', plus cancelled and expired counts when there are any."""
+    parts = [f"{info.failed} failed"]
+    parts += [f"{n} {what}" for n, what in ((info.cancelled, "cancelled"), (info.expired, "expired")) if n]
+    return ", ".join(parts)
+
+
 def batches_table(infos: list[BatchInfo]) -> Table:
     table = Table(show_edge=False, header_style="bold")
-    for column in ("id", "status", "prio", "done/total", "failed", "cost", "created", "name"):
+    for column in ("id", "status", "prio", "done/total", "failed", "cancelled/expired", "cost", "created", "name"):
         table.add_column(column)
     for info in infos:
         table.add_row(
@@ -85,8 +92,9 @@ def batches_table(infos: list[BatchInfo]) -> Table:
             info.status,
             str(info.priority),
             f"{info.finished_requests}/{info.total}",
-            str(info.unsuccessful),
-            f"${info.cost:.4f}",
+            str(info.failed),
+            f"{info.cancelled}/{info.expired}",
+            f"${info.cost:.4f}" + (" + unknown" if info.cost_unknown else ""),
             format_ts(info.created_at),
             info.name or "",
         )
@@ -152,7 +160,7 @@ class BatchProgress:
         if info.done:
             eta = "0s"
         rate_text = f"{rate:,.1f}/s" if rate is not None else ""
-        failures = f"[red]{info.unsuccessful} failed[/red]" if info.unsuccessful else ""
+        failures = f"[red]{unfinished_text(info)}[/red]" if info.unsuccessful else ""
         description = f"{info.id[:18]} {info.status}" + (f" ({note})" if note else "")
         if self._progress is not None:
             self._progress.update(
@@ -164,7 +172,7 @@ class BatchProgress:
         if info.done or now - self._last_plain >= self.PLAIN_EVERY_S:
             self._last_plain = now
             print(
-                f"{info.id} {info.status}: {done}/{info.total} done, {info.unsuccessful} failed"
+                f"{info.id} {info.status}: {done}/{info.total} done, {unfinished_text(info)}"
                 + (f", {rate_text}" if rate_text else "")
                 + (f", ETA {eta}" if not info.done else "")
                 + (f" ({note})" if note else ""),

@@ -51,7 +51,7 @@ class Metrics:
                                   registry=r)
         self._queue_labels: set[tuple[str, str]] = set()
 
-    def serve(self, port: int, host: str = "0.0.0.0") -> None:
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
     def set_queue_depth(self, depths: dict[tuple[str, int], int]) -> None:

@@ -26,6 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int)
     parser.add_argument("--groups", help="comma-separated model groups")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    parser.add_argument("--metrics-host", help="listen address of the metrics server")
     parser.add_argument("--verbose", type=int, default=1)
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     return parser.parse_args(argv)
@@ -44,13 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         if port is not None:
             from dispatcher.metrics import Metrics
 
+            host = args.metrics_host or client.settings.worker.metrics_host
             metrics = Metrics()
             try:
-                metrics.serve(port)
+                metrics.serve(port, host)
             except OSError as exc:
-                log.error("cannot serve metrics on port %d: %s", port, exc)
+                log.error("cannot serve metrics on %s port %d: %s", host, port, exc)
                 return 2
-            log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", port)
+            log.info("Prometheus metrics on http://%s:%d/metrics", host, port)
 
         node = WorkerNode(
             config=client.config,

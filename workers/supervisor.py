@@ -47,8 +47,10 @@ class Supervisor:
         database: Database,
         shutdown_grace: float,
         metrics_port: int | None = None,
+        metrics_host: str | None = None,
     ):
         self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
         self.config_path = config_path
         self.processes = processes
         self.concurrency = concurrency
@@ -72,6 +74,8 @@ class Supervisor:
             command += ["--groups", ",".join(self.groups)]
         if self.metrics_port is not None:
             command += ["--metrics-port", str(self.metrics_port + slot)]
+            if self.metrics_host:
+                command += ["--metrics-host", self.metrics_host]
         return command
 
     def _spawn(self, slot: int) -> None:

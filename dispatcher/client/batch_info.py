@@ -88,9 +88,10 @@ class BatchInfo:
 
     @property
     def estimated_final_cost(self) -> float | None:
-        """Cost so far scaled to every request that will run (None before the first result)."""
+        """Cost so far scaled to every request that will run (None before the first result,
+        and None when some calls have no known price: the total is then unknown too)."""
         ran = self.succeeded + self.failed
-        if ran == 0:
+        if ran == 0 or self.cost_unknown:
             return None
         if self.done:
             return self.cost
@@ -145,7 +146,9 @@ class BatchInfo:
                 "total_tokens": self.total_tokens,
                 "cached_tokens": self.cached_tokens,
             },
-            "cost_usd": round(self.cost, 10),
+            # Unknown, not zero, when some calls have no known price; the priced part is beside.
+            "cost_usd": None if self.cost_unknown else round(self.cost, 10),
+            "cost_known_usd": round(self.cost, 10),
             "cost_unknown_requests": self.cost_unknown,
             "estimated_final_cost_usd": (
                 None if self.estimated_final_cost is None else round(self.estimated_final_cost, 10)

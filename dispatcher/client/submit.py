@@ -85,9 +85,11 @@ def submit(
         if existing is not None:
             return SubmitResult(existing.id, existing.total, 0, {}, existing=True)
 
+    _window_seconds(options.completion_window or settings.completion_window)  # fail before reading
     validator = LineValidator(
         known_groups=groups,
-        default_group=options.model or settings.default_model,
+        # A config with one model group needs no model on the lines.
+        default_group=options.model or settings.default_model or (groups[0] if len(groups) == 1 else None),
         default_max_tokens=settings.default_max_tokens,
     )
     with tempfile.TemporaryFile(prefix="llmd-spool-") as spool:
@@ -98,7 +100,7 @@ def submit(
             raise InputError(f"{describe(source) or 'the input'} holds no requests")
         check_services()
         spool.seek(0)
-        batch_id = _store(spool, counts, options, config, database, source, notify)
+        batch_id = _store(spool, counts, options, config, database, source, notify, validator)
     log.info("batch %s: %d requests stored (%d invalid)", batch_id, counts.total, counts.invalid)
     return SubmitResult(
         batch_id, counts.total, counts.invalid, counts.groups, problems=counts.problems
@@ -151,17 +153,25 @@ def _problem_summary(counts: _Counts) -> str:
     return "\n".join(lines)
 
 
+def _window_seconds(window: str) -> float:
+    try:
+        seconds = parse_duration(window)
+    except ValueError as exc:
+        raise InputError(f"--completion-window: {exc}") from None
+    if seconds <= 0:
+        raise InputError(f"--completion-window: {window!r} leaves no time to run anything; give e.g. 24h")
+    return seconds
+
+
 def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherConfig,
-           database: Database, source: Source, notify: Callable[[dict[str, int]], None]) -> str:
+           database: Database, source: Source, notify: Callable[[dict[str, int]], None],
+           validator: LineValidator) -> str:
     settings = config.dispatcher_settings
     now = time.time()
     batch_id = new_batch_id()
     priority = options.priority if options.priority is not None else settings.default_priority
     window = options.completion_window or settings.completion_window
-    try:
-        expires_at = max(now, options.not_before or 0.0) + parse_duration(window)
-    except ValueError as exc:
-        raise InputError(f"--completion-window: {exc}") from None
+    expires_at = max(now, options.not_before or 0.0) + _window_seconds(window)
     with database.write() as connection:
         batch_sql.insert_batch(
             connection,
@@ -188,7 +198,7 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
     try:
         woken = False
         frontier = _FairFrontier(database, now, settings.fair_share)
-        rows = _rows(spool, batch_id, priority, options, now, expires_at, frontier)
+        rows = _rows(spool, batch_id, priority, options, now, expires_at, frontier, validator)
         for chunk in _chunks(rows, INSERT_CHUNK):
             with database.write() as connection:
                 job_sql.insert_jobs(connection, chunk)
@@ -234,7 +244,7 @@ class _FairFrontier:
 
 
 def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: float,
-          expires_at: float, frontier: _FairFrontier) -> Iterator[dict]:
+          expires_at: float, frontier: _FairFrontier, validator: LineValidator) -> Iterator[dict]:
     # Fair position: the level's frontier plus the job's place in the batch over its weight,
     # so batches of one priority take turns (weighted round-robin), FIFO inside each batch.
     weight = options.weight or 1.0
@@ -242,7 +252,9 @@ def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: floa
     for seq, raw in enumerate(spool):
         record = orjson.loads(raw)
         row = dict(
-            batch_id=batch_id, seq=seq, line_no=record[1], custom_id=record[2],
+            batch_id=batch_id, seq=seq, line_no=record[1],
+            # Lines without a custom_id are named now that every given id is known.
+            custom_id=record[2] if record[2] is not None else validator.generated_id(record[1]),
             fair_key=float(seq), claim=0, attempts=0, retries=0, not_before=not_before,
             expires_at=expires_at, cache_mode=options.cache_mode,
             created_at=now, finished_at=None, error_code=None, error_message=None,

@@ -215,6 +215,10 @@ class WorkerSettings(BaseModel):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = Field(
         default=None, description="serve Prometheus metrics here (process i of a worker uses port + i)"
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the metrics server listens on; 0.0.0.0 lets other machines scrape it",
+    )
     result_flush_interval: PositiveFloat = Field(default=0.05, description="seconds")
     result_flush_size: PositiveInt = 256
 

@@ -268,7 +268,17 @@ class Engine:
         if not grants:
             self._hot.pop(group, None)
             return
-        price = self._price(grants[0].deployment)
+        # Usually every grant is on one deployment; with max_parallel_requests they may spread.
+        by_deployment: dict[str, list[Grant]] = {}
+        for grant in grants:
+            by_deployment.setdefault(grant.deployment.id, []).append(grant)
+        for share in by_deployment.values():
+            await self._claim_for(group, share)
+
+    async def _claim_for(self, group: str, grants: list[Grant]) -> None:
+        """Claim one job per grant (all on one deployment) and start them."""
+        deployment = grants[0].deployment
+        price = self._price(deployment)
         claimed = await self._db(
             self._write_tx,
             job_sql.claim_jobs,
@@ -279,6 +289,7 @@ class Engine:
             postgres=not self._database.is_sqlite,
             input_price=price.input_per_token if price else 0.0,
             output_price=price.output_per_token if price else 0.0,
+            deployment_id=deployment.id,
         )
         if len(claimed) < len(grants):
             self._hot.pop(group, None)
@@ -286,7 +297,10 @@ class Engine:
             self.admission.done(unused)
             await self.admission.release(unused)
             grants = grants[: len(claimed)]
-        needs = [job.est_prompt_tokens + job.est_completion_tokens for job in claimed]
+        needs = [
+            self.admission.booking(deployment, job.est_prompt_tokens, job.est_completion_tokens)
+            for job in claimed
+        ]
         delays = await self.admission.resize(grants, needs) if claimed else []
         for need in needs:
             self._learn_token_need(group, need)

@@ -31,8 +31,14 @@ def iter_lines(source: Source) -> Iterator[tuple[int, bytes | str | dict]]:
         yield index, item
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def _iter_file(handle: IO) -> Iterator[tuple[int, bytes | str]]:
     for line_no, line in enumerate(handle, start=1):
+        if line_no == 1:
+            # Editors on Windows often save UTF-8 with a byte order mark; JSON parsers refuse it.
+            line = line.removeprefix(_UTF8_BOM) if isinstance(line, bytes) else line.removeprefix("\ufeff")
         if not line.strip():
             continue
         yield line_no, line

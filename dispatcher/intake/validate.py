@@ -57,7 +57,7 @@ class JobSpec:
     """A valid request, ready to store."""
 
     line: int
-    custom_id: str
+    custom_id: str | None  # None: the line has none; ``generated_id`` names it once all are read
     model_group: str
     body: str  # compact JSON without "model"
     priority: int | None
@@ -97,8 +97,9 @@ class LineValidator:
         except _Refused as refused:
             return Problem(line_no, refused.code, f"line {line_no}: {refused}", refused.param)
 
-    def storable_id_for_invalid(self, line_no: int, raw: bytes | str | dict) -> str:
-        """A custom_id under which an invalid line can be stored as a failed job (skip-invalid)."""
+    def storable_id_for_invalid(self, line_no: int, raw: bytes | str | dict) -> str | None:
+        """The line's own custom_id if it can name the failed job stored for it (skip-invalid);
+        None when it has no usable one (``generated_id`` names it later)."""
         data = raw
         if not isinstance(raw, dict):
             try:
@@ -106,12 +107,25 @@ class LineValidator:
             except orjson.JSONDecodeError:
                 data = None
         candidate = data.get("custom_id") if isinstance(data, dict) else None
-        if not isinstance(candidate, str) or not candidate or len(candidate) > MAX_CUSTOM_ID_LENGTH:
-            candidate = f"line-{line_no}"
-        while candidate in self._seen_ids:
-            candidate = f"{candidate}-line-{line_no}"
+        if (
+            not isinstance(candidate, str) or not candidate
+            or len(candidate) > MAX_CUSTOM_ID_LENGTH or candidate in self._seen_ids
+        ):
+            return None
         self._seen_ids[candidate] = line_no
         return candidate
+
+    def generated_id(self, line_no: int) -> str:
+        """A custom_id for a line without one: ``line-N``, unless a line of the input uses it.
+
+        Call only after every line was validated, so no id given later can collide with it.
+        """
+        custom_id, suffix = f"line-{line_no}", 1
+        while custom_id in self._seen_ids:
+            suffix += 1
+            custom_id = f"line-{line_no}-{suffix}"
+        self._seen_ids[custom_id] = line_no
+        return custom_id
 
     def _spec(self, line_no: int, data: dict) -> JobSpec:
         custom_id = self._custom_id(line_no, data)
@@ -136,7 +150,8 @@ class LineValidator:
                 f"unknown model group '{group}'; the config defines: {', '.join(sorted(self._groups))}",
                 "body.model",
             )
-        self._seen_ids[custom_id] = line_no
+        if custom_id is not None:
+            self._seen_ids[custom_id] = line_no
         return JobSpec(
             line=line_no,
             custom_id=custom_id,
@@ -147,14 +162,9 @@ class LineValidator:
             est_completion_tokens=requested_completion_tokens(body, self._default_max_tokens),
         )
 
-    def _custom_id(self, line_no: int, data: dict) -> str:
+    def _custom_id(self, line_no: int, data: dict) -> str | None:
         if "custom_id" not in data or data["custom_id"] is None:
-            custom_id = f"line-{line_no}"
-            suffix = 1
-            while custom_id in self._seen_ids:
-                suffix += 1
-                custom_id = f"line-{line_no}-{suffix}"
-            return custom_id
+            return None  # named by generated_id after the whole input was read
         custom_id = data["custom_id"]
         if not isinstance(custom_id, str) or not custom_id:
             raise _Refused("invalid_custom_id", "custom_id must be a non-empty string", "custom_id")

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--hang-s", type=float, default=3600.0, help="how long a hang lasts (default 3600)")
     add("--seed", type=int, help="seed of the error, hang and jitter draws")
     add("--verbose", action="store_true", help="log every request")
+    add("--prompt-token-scale", type=float, default=1.0,
+        help="bill prompts at this multiple of the dispatcher's estimate (another tokenizer)")
     return parser
 
 

@@ -52,6 +52,7 @@ class MockOptions:
     hang_s: float = 3600.0
     seed: int | None = None  # for the error, hang and jitter draws
     verbose: bool = False  # log every request
+    prompt_token_scale: float = 1.0  # bill prompts at this multiple of our estimate (a tokenizer)
 
     def __post_init__(self) -> None:
         problems = []
@@ -69,6 +70,8 @@ class MockOptions:
                 problems.append(f"{name} must be at least 1")
         if not self.window_s > 0:
             problems.append("window_s must be positive")
+        if not self.prompt_token_scale > 0:
+            problems.append("prompt_token_scale must be positive")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -180,7 +183,7 @@ async def _answer(state: MockState, stats: MockStats, request: web.Request) -> w
     stats.seen(prompt_id, time.time())
     model = str(body.get("model") or "mock")
     try:
-        reply = mock_reply(body, model=model)
+        reply = mock_reply(body, model=model, prompt_token_scale=state.options.prompt_token_scale)
         if not 100 <= reply.status <= 599:
             raise ValueError(f"status {reply.status} is not an HTTP status")
         fail_first = _fail_first(body)

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from dispatcher.config.schema import RateLimitSettings, RouterSettings
 from dispatcher.deployments import Deployment, Deployments
 from dispatcher.limits.backend import Blocked, LimitBackend
+from dispatcher.limits.calibration import TokenCalibration
 from dispatcher.limits.spec import LimitSpec, limit_specs
 from dispatcher.providers import errors as pe
 from dispatcher.providers.base import Completion
@@ -72,6 +73,7 @@ class Admission:
             for d in deployments.by_id.values()
         }
         self._held: collections.Counter[str] = collections.Counter()
+        self.calibration = TokenCalibration()
 
     @property
     def horizon(self) -> float:
@@ -193,6 +195,13 @@ class Admission:
         if corrections:
             await self._backend.adjust(corrections, self.horizon)
 
+    def booking(self, deployment: Deployment, est_prompt: int, est_completion: int) -> int:
+        """Tokens to book for a call on ``deployment`` (estimates scaled by what it counted)."""
+        return self.calibration.booking(
+            deployment.id, est_prompt, est_completion,
+            completion_follows_usage=deployment.tpm_counts == "usage",
+        )
+
     async def resize(self, grants: Sequence[Grant], needs: Sequence[int]) -> list[float]:
         """Fit each grant to its job's own token need; returns extra seconds each must wait.
 
@@ -236,10 +245,11 @@ class Admission:
             return
         usage = completion.usage
         if usage is not None and spec.token_interval:
+            self.calibration.observe(grant.deployment.id, est_prompt_tokens, est_completion_tokens, usage)
             if grant.deployment.tpm_counts == "usage":
                 delta = usage.total_tokens - grant.tokens
-            else:  # the provider counted prompt + max_tokens: only the prompt estimate can be off
-                delta = usage.prompt_tokens - est_prompt_tokens
+            else:  # the provider counted prompt + max_tokens: only the prompt booking can be off
+                delta = usage.prompt_tokens - (grant.tokens - est_completion_tokens)
             if delta:
                 await self._backend.adjust([(spec, 0, delta)], self.horizon)
         info = completion.rate_limits

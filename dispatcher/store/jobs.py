@@ -106,6 +106,8 @@ def _claim_statement(postgres: bool):
         status=JobStatus.RUNNING,
         claim=jobs.c.claim + 1,
         worker_id=sa.bindparam("worker_id"),
+        # The granted deployment: names the call in the abandoned attempt if this worker dies.
+        deployment_id=sa.bindparam("deployment_id"),
         started_at=now,
         # What the call will probably cost on the granted deployment, for batch budgets.
         reserved_cost=jobs.c.est_prompt_tokens * sa.bindparam("input_price", type_=sa.Float)
@@ -134,12 +136,13 @@ def claim_jobs(
     postgres: bool,
     input_price: float = 0.0,
     output_price: float = 0.0,
+    deployment_id: str | None = None,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` ready jobs of ``group``, most urgent first (see _claim_statement)."""
     rows = connection.execute(
         _CLAIM[postgres],
         dict(group=group, limit=limit, worker_id=worker_id, now=now,
-             input_price=input_price, output_price=output_price),
+             input_price=input_price, output_price=output_price, deployment_id=deployment_id),
     )
     claimed = [ClaimedJob(*row) for row in rows]
     claimed.sort(key=lambda job: (job.priority, job.id))
@@ -356,7 +359,8 @@ def release_worker_jobs(
     """
     running = connection.execute(
         sa.select(
-            jobs.c.id, jobs.c.batch_id, jobs.c.model_group, jobs.c.attempts, jobs.c.started_at
+            jobs.c.id, jobs.c.batch_id, jobs.c.model_group, jobs.c.attempts, jobs.c.started_at,
+            jobs.c.deployment_id,
         ).where(jobs.c.worker_id == worker_id, jobs.c.status == JobStatus.RUNNING)
     ).all()
     if not running:
@@ -379,6 +383,7 @@ def release_worker_jobs(
                 "batch_id": row.batch_id,
                 "number": row.attempts + 1,
                 "model_group": row.model_group,
+                "deployment_id": row.deployment_id,
                 "worker_id": worker_id,
                 "started_at": row.started_at or now,
                 "ended_at": now,

@@ -64,6 +64,8 @@ def usage_report(
             import datetime as dt
 
             data["key"] = dt.datetime.fromtimestamp(data["key"] * SECONDS_PER_DAY, dt.timezone.utc).date().isoformat()
-        data["cost"] = round(float(data["cost"]), 10)
+        # Unknown, not zero, when some calls have no known price; the priced part is beside.
+        data["known_cost"] = round(float(data["cost"]), 10)
+        data["cost"] = None if data["unknown_cost_requests"] else data["known_cost"]
         rows.append(data)
     return rows

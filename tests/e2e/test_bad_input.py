@@ -52,6 +52,25 @@ def test_skip_invalid_stores_valid_lines_and_failed_jobs(tmp_path, local_config)
     assert "line 2" in errors[0]["error"]["message"]
 
 
+def test_generated_ids_never_take_an_id_the_file_gives(tmp_path, local_config):
+    """A line without custom_id would be line-N; a line naming itself line-N keeps that id."""
+    message = [{"role": "user", "content": "hi"}]
+    lines = [
+        {"model": "chat", "messages": message},                      # line 1, no id
+        {"custom_id": "line-1", "model": "chat", "messages": message},
+        "{not json",                                                  # line 3, invalid
+        {"custom_id": "line-3", "model": "chat", "messages": message},
+    ]
+    source = write_jsonl(tmp_path / "in.jsonl", lines)
+    result = run_cli("-c", str(local_config), "run", str(source), "--skip-invalid",
+                     "-o", str(tmp_path / "out.jsonl"), "--errors", str(tmp_path / "err.jsonl"))
+    assert result.returncode == 1, result.stderr.decode()  # only the invalid line failed
+    out = [json.loads(line)["custom_id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    errors = [json.loads(line) for line in (tmp_path / "err.jsonl").read_text().splitlines()]
+    assert out == ["line-1-2", "line-1", "line-3"]
+    assert [(e["custom_id"], e["error"]["code"]) for e in errors] == [("line-3-2", "invalid_json")]
+
+
 def test_unknown_model_group(tmp_path, local_config):
     source = write_jsonl(tmp_path / "in.jsonl", chat_lines(2, model="nope"))
     result = run_cli("-c", str(local_config), "submit", str(source))

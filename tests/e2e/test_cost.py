@@ -56,7 +56,8 @@ def test_batch_usage_and_cost_equal_what_the_provider_billed(
         "failures": provider.stats()["by_status"].get("500", 0), "cache_hits": 0, "abandoned": 0,
         "prompt_tokens": billed["prompt_tokens"], "completion_tokens": billed["completion_tokens"],
         "total_tokens": billed["total_tokens"], "cached_tokens": 0,
-        "cost": pytest.approx(expected_cost, rel=1e-9), "unknown_cost_requests": 0,
+        "cost": pytest.approx(expected_cost, rel=1e-9), "known_cost": pytest.approx(expected_cost, rel=1e-9),
+        "unknown_cost_requests": 0,
     }]
 
 
@@ -67,7 +68,8 @@ def test_unknown_prices_are_reported_as_unknown_not_zero(tmp_path, mock_provider
             "-o", str(tmp_path / "out.jsonl"))
     batch_id = json.loads(run_cli("-c", str(config), "list", "--json").stdout)[0]["id"]
     status = json.loads(run_cli("-c", str(config), "status", batch_id, "--json").stdout)
-    assert status["cost_unknown_requests"] == 3 and status["cost_usd"] == 0
+    assert status["cost_unknown_requests"] == 3 and status["cost_usd"] is None  # unknown, not free
+    assert status["cost_known_usd"] == 0 and status["estimated_final_cost_usd"] is None
     human = run_cli("-c", str(config), "status", batch_id).stdout.decode()
     assert "3 calls of UNKNOWN price" in human
 
@@ -157,7 +159,8 @@ def test_usage_report_matches_a_hand_computed_example(tmp_path, write_config):
     assert by_group["chat"]["requests"] == 3 and by_group["chat"]["failures"] == 1
     assert by_group["chat"]["abandoned"] == 1
     assert (by_group["chat"]["prompt_tokens"], by_group["chat"]["completion_tokens"]) == (300, 60)
-    assert by_group["chat"]["cost"] == pytest.approx(0.001) and by_group["chat"]["unknown_cost_requests"] == 1
+    assert by_group["chat"]["cost"] is None and by_group["chat"]["unknown_cost_requests"] == 1
+    assert by_group["chat"]["known_cost"] == pytest.approx(0.001)
     assert by_group["cheap"]["requests"] == 2 and by_group["cheap"]["cache_hits"] == 1
     assert by_group["cheap"]["total_tokens"] == 15 and by_group["cheap"]["cost"] == pytest.approx(0.0001)
     by_day = {r["key"]: r["total_tokens"] for r in client.usage(by="day")}

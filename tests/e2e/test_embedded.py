@@ -42,7 +42,8 @@ def test_run_200_jobs_against_http_provider(tmp_path, mock_provider, write_confi
     assert stats["completed"] == 200 and stats["duplicates"] == 0
 
 
-def test_ctrl_c_during_run_then_watch_resumes_without_loss(tmp_path, start_mock_provider, write_config):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_run_then_watch_resumes_without_loss(tmp_path, start_mock_provider, write_config, stop_signal):
     provider = start_mock_provider(latency_ms=300)
     config = write_config(
         [("chat", openai_deployment(provider))],
@@ -58,10 +59,11 @@ def test_ctrl_c_during_run_then_watch_resumes_without_loss(tmp_path, start_mock_
     while provider.stats()["completed"] < 30:
         assert time.monotonic() < deadline, process.stderr.read().decode() if process.poll() is not None else "slow"
         time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr.decode()
-    assert b"watch batch_" in stderr
+    # The hint can be pasted as it is: it names the config this run was given.
+    assert f"Resume with: llm-dispatch --config {config} watch batch_".encode() in stderr
     batch_id = stderr.decode().split("watch ")[-1].split()[0]
     done_before = provider.stats()["completed"]
     assert done_before < 150
@@ -76,3 +78,16 @@ def test_ctrl_c_during_run_then_watch_resumes_without_loss(tmp_path, start_mock_
     # The first Ctrl-C lets calls in flight finish, so nothing is sent twice.
     assert stats["duplicates"] == 0
     assert stats["completed"] == 150
+
+
+def test_lines_without_a_model_go_to_the_only_group(tmp_path, mock_provider, write_config):
+    config = write_config(
+        [("chat", openai_deployment(mock_provider))],
+        settings={"database_url": f"sqlite:///{tmp_path / 'e.db'}"},
+    )
+    lines = chat_lines(5, prefix="nomodel")  # no "model" anywhere, no --model
+    result = run_cli("-c", str(config), "run", str(write_jsonl(tmp_path / "in.jsonl", lines)),
+                     "-o", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"(chat: 5)" in result.stderr
+    assert mock_provider.stats()["completed"] == 5

@@ -51,7 +51,8 @@ def attempt_rows(database_url: str) -> list:
     engine = sa.create_engine(database_url)
     with engine.connect() as connection:
         rows = connection.execute(sa.text(
-            "SELECT outcome, error_class, prompt_tokens, completion_tokens, total_tokens FROM attempts"
+            "SELECT outcome, error_class, prompt_tokens, completion_tokens, total_tokens, deployment_id"
+            " FROM attempts"
         )).all()
     engine.dispose()
     return rows
@@ -137,7 +138,8 @@ def test_workers_killed_three_times_lose_nothing_and_duplicate_nothing(
     results = results_by_id(config, batch_id, tmp_path)
     assert sorted(results) == sorted(line["custom_id"] for line in lines)
     abandoned = [r for r in attempt_rows(postgres_url) if r.outcome == "abandoned"]
-    assert abandoned  # the interrupted calls are on record
+    assert abandoned  # the interrupted calls are on record, with the deployment they were sent to
+    assert {r.deployment_id for r in abandoned} == {"chat#0"}
     stats = provider.stats()
     figures.update(
         jobs=jobs, kills=kills, succeeded=status["request_counts"]["completed"],

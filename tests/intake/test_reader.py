@@ -76,3 +76,11 @@ def test_describe(tmp_path):
     assert describe(tmp_path / "f.jsonl") == str(tmp_path / "f.jsonl")
     assert describe([{"a": 1}]) is None
     assert describe(io.StringIO("")) is None
+
+
+def test_utf8_byte_order_mark_is_dropped_from_the_first_line_only(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"b": "\xef\xbb\xbf"}\n')
+    assert list(iter_lines(path)) == [(1, b'{"a": 1}\n'), (2, b'{"b": "\xef\xbb\xbf"}\n')]
+    text = io.StringIO('\ufeff{"a": 1}\n')
+    assert list(iter_lines(text)) == [(1, '{"a": 1}\n')]

@@ -69,7 +69,7 @@ def test_short_form():
 
 def test_dict_input_is_accepted():
     spec = _spec(_validator().validate(1, {"model": "gpt", "messages": MSG}))
-    assert spec.custom_id == "line-1"
+    assert spec.model_group == "gpt" and spec.custom_id is None
 
 
 def test_str_input_is_accepted():
@@ -86,17 +86,21 @@ def test_alternative_url_and_lowercase_method():
 
 def test_generated_custom_id_uses_line_number():
     v = _validator()
-    assert _spec(v.validate(7, _line({"model": "gpt", "messages": MSG}))).custom_id == "line-7"
+    assert _spec(v.validate(7, _line({"model": "gpt", "messages": MSG}))).custom_id is None
     nulled = {"custom_id": None, "model": "gpt", "messages": MSG}
-    assert _spec(v.validate(8, _line(nulled))).custom_id == "line-8"
+    assert _spec(v.validate(8, _line(nulled))).custom_id is None
+    assert (v.generated_id(7), v.generated_id(8)) == ("line-7", "line-8")
 
 
-def test_generated_custom_id_avoids_collision():
+def test_generated_custom_id_avoids_ids_given_earlier_or_later():
     v = _validator()
     _spec(v.validate(1, _line({"custom_id": "line-2", "model": "gpt", "messages": MSG})))
-    spec = _spec(v.validate(2, _line({"model": "gpt", "messages": MSG})))
-    assert spec.custom_id not in ("line-2",)
-    assert spec.custom_id.startswith("line-2")
+    _spec(v.validate(2, _line({"model": "gpt", "messages": MSG})))
+    _spec(v.validate(3, _line({"model": "gpt", "messages": MSG})))
+    # A later line names itself after the generated id an earlier line would have had.
+    _spec(v.validate(4, _line({"custom_id": "line-3", "model": "gpt", "messages": MSG})))
+    assert v.generated_id(2) == "line-2-2"
+    assert v.generated_id(3) == "line-3-2"
 
 
 def test_duplicate_custom_id_names_first_line():
@@ -294,7 +298,7 @@ def test_problem_as_dict_shape():
 def test_storable_id_for_invalid():
     v = _validator()
     _spec(v.validate(1, _line(_full("taken"))))
-    assert v.storable_id_for_invalid(2, b"not json") == "line-2"
+    assert v.storable_id_for_invalid(2, b"not json") is None  # named later by generated_id
     assert v.storable_id_for_invalid(3, _line({"custom_id": "fresh"})) == "fresh"
-    again = v.storable_id_for_invalid(4, _line({"custom_id": "taken"}))
-    assert again != "taken" and again.startswith("taken")
+    assert v.storable_id_for_invalid(4, _line({"custom_id": "taken"})) is None
+    assert v.generated_id(2) == "line-2"

@@ -32,10 +32,11 @@ def add_jobs(database: Database, specs: list[tuple[int, str]], batch_id: str = "
         ])
 
 
-def claim(database: Database, limit: int, worker: str = "w1"):
+def claim(database: Database, limit: int, worker: str = "w1", deployment: str | None = None):
     with database.write() as connection:
         return job_sql.claim_jobs(connection, group="chat", limit=limit, worker_id=worker,
-                                  now=time.time(), postgres=not database.is_sqlite)
+                                  now=time.time(), postgres=not database.is_sqlite,
+                                  deployment_id=deployment)
 
 
 def test_claims_take_the_most_urgent_jobs_first(database_url):
@@ -81,7 +82,7 @@ def test_a_result_is_recorded_only_under_the_current_claim(database_url):
     database = make_database(database_url)
     try:
         add_jobs(database, [(5, "only")])
-        [first] = claim(database, 1, worker="old")
+        [first] = claim(database, 1, worker="old", deployment="chat#1")
         with database.write() as connection:  # the old worker is declared dead
             worker_sql.register_worker(connection, worker_id="old", hostname="h", pid=1, concurrency=1, groups=["chat"], now=time.time())
             released = worker_sql.reap_worker(connection, "old", time.time(), "test")
@@ -94,9 +95,10 @@ def test_a_result_is_recorded_only_under_the_current_claim(database_url):
             valid = job_sql.still_claimed(connection, {second.id: second.claim}, postgres=not database.is_sqlite)
             assert valid == {second.id}
         with database.read() as connection:
-            attempt_outcomes = connection.execute(sa.text("SELECT outcome FROM attempts")).scalars().all()
+            attempt_outcomes = connection.execute(sa.text("SELECT outcome, deployment_id FROM attempts")).all()
             status = connection.execute(sa.select(jobs.c.status, jobs.c.attempts)).one()
-        assert attempt_outcomes == ["abandoned"]
+        # The abandoned call is booked to the deployment it was granted (usage by deployment).
+        assert [tuple(row) for row in attempt_outcomes] == [("abandoned", "chat#1")]
         assert status == (JobStatus.RUNNING, 1)
     finally:
         database.dispose()

@@ -79,8 +79,14 @@ def error_body(status: int, message: str, code: str | None, error_type: str) -> 
     )
 
 
-def mock_reply(body: dict[str, Any], model: str, fixed_response: str | None = None) -> MockReply:
-    """The reply to one request, honouring directives; deterministic for equal bodies."""
+def mock_reply(
+    body: dict[str, Any], model: str, fixed_response: str | None = None, prompt_token_scale: float = 1.0
+) -> MockReply:
+    """The reply to one request, honouring directives; deterministic for equal bodies.
+
+    ``prompt_token_scale`` plays a provider whose tokenizer counts the prompt differently
+    from our estimate (0.7: it bills 70% of what we estimate).
+    """
     found = directives(body)
     try:
         sleep_s = float(found.get("sleep") or 0.0)
@@ -116,14 +122,14 @@ def mock_reply(body: dict[str, Any], model: str, fixed_response: str | None = No
         )
     if "invalid_json" in found:
         return MockReply(200, b"<html>this is not json</html>", sleep_s)
-    data, usage = _completion(body, model, fixed_response)
+    data, usage = _completion(body, model, fixed_response, prompt_token_scale)
     return MockReply(200, data, sleep_s, usage)
 
 
-def _completion(body: dict[str, Any], model: str, fixed_response: str | None):
+def _completion(body: dict[str, Any], model: str, fixed_response: str | None, prompt_token_scale: float):
     prompt = last_user_text(body)
     content = fixed_response if fixed_response is not None else f"Mock reply to: {prompt[:200]}"
-    prompt_tokens = estimate_prompt_tokens(body)
+    prompt_tokens = max(1, round(estimate_prompt_tokens(body) * prompt_token_scale))
     # One choice is returned, so the cap is max_tokens itself (not max_tokens * n).
     limit = requested_completion_tokens({**body, "n": 1}, default=1 << 30)
     completion_tokens = min(estimate_text_tokens(content), limit)
