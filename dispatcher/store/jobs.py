@@ -146,7 +146,57 @@ def claim_jobs(
     )
     claimed = [ClaimedJob(*row) for row in rows]
     claimed.sort(key=lambda job: (job.priority, job.id))
+    if claimed:
+        claimed = _within_budgets(connection, claimed)
     return claimed
+
+
+def _within_budgets(connection: Connection, claimed: list[ClaimedJob]) -> list[ClaimedJob]:
+    """Hand back the claimed jobs a batch's max_cost has no room for.
+
+    The claim skips batches already at their budget; this keeps one claim of many jobs from
+    passing it: a job starts only while spent + the estimates of the calls before it < max_cost.
+    """
+    from dispatcher.store.tables import batches
+
+    budgets = {
+        row.id: (row.max_cost, row.cost)
+        for row in connection.execute(
+            sa.select(batches.c.id, batches.c.max_cost, batches.c.cost).where(
+                batches.c.id.in_({job.batch_id for job in claimed}), batches.c.max_cost.is_not(None)
+            )
+        )
+    }
+    if not budgets:
+        return claimed
+    mine = {job.id for job in claimed}
+    reserved: dict[str, float] = {batch_id: 0.0 for batch_id in budgets}
+    estimates: dict[int, float] = {}
+    running = sa.select(jobs.c.id, jobs.c.batch_id, jobs.c.reserved_cost).where(
+        jobs.c.batch_id.in_(list(budgets)), jobs.c.status == JobStatus.RUNNING
+    )
+    for row in connection.execute(running):
+        if row.id in mine:
+            estimates[row.id] = row.reserved_cost or 0.0
+        else:
+            reserved[row.batch_id] += row.reserved_cost or 0.0
+    kept, handed_back = [], []
+    for job in claimed:
+        budget = budgets.get(job.batch_id)
+        if budget is not None:
+            max_cost, spent = budget
+            if (spent or 0.0) + reserved[job.batch_id] >= max_cost:
+                handed_back.append(job.id)
+                continue
+            reserved[job.batch_id] += estimates.get(job.id, 0.0)
+        kept.append(job)
+    if handed_back:
+        connection.execute(
+            jobs.update()
+            .where(jobs.c.id.in_(handed_back))
+            .values(status=JobStatus.QUEUED, worker_id=None, reserved_cost=None, started_at=None)
+        )
+    return kept
 
 
 def ready_groups(connection: Connection, groups: Iterable[str], now: float) -> list[str]:
