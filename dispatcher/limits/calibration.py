@@ -50,6 +50,8 @@ class TokenCalibration:
         return prompt + est_completion
 
     def observe(self, deployment_id: str, est_prompt: int, est_completion: int, usage: Usage) -> None:
+        if usage.prompt_tokens <= 0:
+            return  # a provider that reports no real counts teaches nothing (and must not shrink bookings)
         sums = self._sums.setdefault(deployment_id, [0.0, 0.0, 0.0, 0.0])
         for index, value in enumerate(
             (usage.prompt_tokens, est_prompt, usage.completion_tokens, est_completion)

@@ -23,6 +23,8 @@ def test_bookings_start_at_the_estimate_and_follow_what_the_provider_bills():
 
 def test_ratios_stay_within_bounds_and_recent_calls_weigh_more():
     calibration = TokenCalibration()
+    calibration.observe("d", 100, 50, Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0))
+    assert calibration.prompt_ratio("d") == 1.0  # all-zero usage (not reported) is ignored
     calibration.observe("d", 10, 50, Usage(prompt_tokens=1000, completion_tokens=0, total_tokens=1000))
     assert calibration.prompt_ratio("d") == 5.0 and calibration.completion_ratio("d") == 0.02
     for _ in range(300):
