@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 from dispatcher.cache import DatabaseResponseCache, RedisResponseCache, cache_key, cacheable
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.deployments import Deployments
+from dispatcher.engine.booked import BookedCall, BookedCalls
 from dispatcher.engine.execution import JobRunner
 from dispatcher.engine.fallbacks import FallbackPolicy
 from dispatcher.engine.outcomes import Outcome
@@ -111,6 +112,7 @@ class Engine:
         self._token_estimates: dict[str, float] = {}
         self._prices: dict = {}
         self._wake_timers: dict[str, asyncio.TimerHandle] = {}
+        self._booked = BookedCalls()
         self.stats = EngineStats()
         self._free = self.concurrency
         self._hot: dict[str, None] = {}
@@ -381,7 +383,7 @@ class Engine:
                         self.metrics.cache_hits.labels(job.model_group).inc()
                     self._writer.add(self._runner.from_cache(job, cached))
                     return
-            grant = await self._wait_for_send_time(held, delay)
+            grant = await self._wait_for_send_time(held, delay, job.priority)
             deployment = grant.deployment
             self.routing_stats.call_started(deployment.id)
             if self.metrics is not None:
@@ -441,21 +443,30 @@ class Engine:
             return cache_key(job.model_group, job.body)
         return None
 
-    async def _wait_for_send_time(self, held: list[Grant | None], delay: float) -> Grant:
+    async def _wait_for_send_time(self, held: list[Grant | None], delay: float, priority: int) -> Grant:
         """Sleep until the booked send time and return the grant to send under.
 
-        If a 429 paused the deployment meanwhile, wait out the pause and book again rather
-        than send into it. If this process woke up too late (an overloaded loop), book again
-        too: sending late would crowd the calls booked after this one. ``held[0]`` is the grant
-        the task holds at every moment (None while it books again).
+        A more urgent call may take this one's earlier send time meanwhile (BookedCalls), and
+        this one may take a less urgent call's. If a 429 paused the deployment meanwhile, wait
+        out the pause and book again rather than send into it. If this process woke up too late
+        (an overloaded loop), book again too: sending late would crowd the calls booked after
+        this one. ``held[0]`` is the grant the task holds at every moment (None while it books
+        again).
         """
         settings = self._settings.rate_limits
         grant = held[0]
         while True:
-            due = grant.send_at + delay
-            wait = due - time.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            call = BookedCall(priority, grant, delay)
+            if grant.spec.limited:
+                self._booked.move_forward(call)
+                self._booked.add(call)
+            try:
+                # Re-read the due time after each sleep: another call may have swapped slots.
+                while (wait := call.due - time.time()) > 0:
+                    await asyncio.sleep(wait)
+            finally:
+                self._booked.discard(call)
+            due = call.due
             paused = self.admission.pause_remaining(grant)
             late = time.time() - due > settings.late_tolerance_s and grant.spec.limited
             if paused <= 0 and not late:

@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 
 from dispatcher.errors import UsageError
 from dispatcher.store.database import Database
-from dispatcher.store.migrate import current_revision, ensure_schema, head_revision, upgrade
+from dispatcher.store.migrate import SCHEMA_HEAD, current_revision, ensure_schema, head_revision, upgrade
 from dispatcher.store.tables import metadata
 
 
@@ -47,5 +47,14 @@ def test_empty_postgres_asks_for_db_upgrade(empty_postgres_url):
             assert "llm-dispatch db upgrade" in str(exc)
         else:
             raise AssertionError("an empty PostgreSQL schema must not be used silently")
+    finally:
+        database.dispose()
+
+
+def test_the_code_knows_the_newest_migration(sqlite_url):
+    """SCHEMA_HEAD spares alembic imports at start-up; it must follow new migrations."""
+    database = Database(sqlite_url)
+    try:
+        assert head_revision(database) == SCHEMA_HEAD
     finally:
         database.dispose()
