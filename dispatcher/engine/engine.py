@@ -52,6 +52,9 @@ Notify = Callable[[Iterable[str]], None]
 STATS_SYNC_INTERVAL_S = 0.5
 METRICS_REFRESH_S = 15.0
 TOKEN_ESTIMATE_WEIGHT = 0.2
+# A job that fails inside the dispatcher before any answer is queued again this many times.
+INTERNAL_ERROR_RETRIES = 3
+INTERNAL_RETRY_DELAY_S = 1.0
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -372,6 +375,7 @@ class Engine:
 
     async def _run_job(self, job: ClaimedJob, grant: Grant, delay: float) -> None:
         held = [grant]  # the grant this task holds a deployment place with (None while rebooking)
+        outcome = None
         try:
             cache_key = self._cache_key(job)
             if cache_key is not None:
@@ -388,7 +392,6 @@ class Engine:
             self.routing_stats.call_started(deployment.id)
             if self.metrics is not None:
                 self.metrics.in_flight.labels(deployment.id).inc()
-            outcome = None
             try:
                 outcome = await self._runner.run(job, deployment)
             finally:
@@ -404,20 +407,34 @@ class Engine:
         except asyncio.CancelledError:
             self.stats.in_flight -= 1
             raise
-        except Exception as exc:  # a bug, not a provider error: fail the job, keep the worker
-            log.exception("job %s failed inside the dispatcher", job.id)
-            outcome = Outcome(
-                job=job,
-                status=JobStatus.FAILED,
-                finished_at=time.time(),
-                error_code="internal_error",
-                error_message=f"dispatcher error: {type(exc).__name__}: {exc}",
-            )
+        except Exception as exc:  # not a provider error: keep the worker, and the job if we can
+            if outcome is not None:  # the provider answered: its result stands
+                log.exception("job %s: bookkeeping after the call failed; the result is kept", job.id)
+            else:
+                outcome = self._internal_error(job, exc)
         finally:
             if held[0] is not None:
                 self.admission.done(held)
         self.stats.in_flight -= 1
         self._writer.add(outcome)
+
+    def _internal_error(self, job: ClaimedJob, exc: Exception) -> Outcome:
+        """A dispatcher-side failure before any answer (Redis hiccup, a bug): the job is queued
+        again a few times, then fails with the reason; the provider was not called."""
+        now = time.time()
+        message = f"dispatcher error: {type(exc).__name__}: {exc}"
+        if job.retries < INTERNAL_ERROR_RETRIES:
+            log.warning("job %s: %s; queued again", job.id, message, exc_info=log.isEnabledFor(logging.DEBUG))
+            return Outcome(
+                job=job, status=JobStatus.QUEUED, finished_at=now, error_code="internal_error",
+                error_message=message, not_before=now + INTERNAL_RETRY_DELAY_S * (job.retries + 1),
+                retries=job.retries + 1, groups_tried=job.groups_tried,
+            )
+        log.error("job %s failed inside the dispatcher", job.id, exc_info=exc)
+        return Outcome(
+            job=job, status=JobStatus.FAILED, finished_at=now, error_code="internal_error",
+            error_message=message,
+        )
 
     def _on_cooldown(self, deployment_id: str) -> None:
         if self.metrics is not None:

@@ -65,6 +65,18 @@ class JobSpec:
     est_completion_tokens: int
 
 
+def _json_problem(raw: bytes | str, exc: orjson.JSONDecodeError) -> str:
+    """What is wrong with a line that does not parse, in the user's terms."""
+    if isinstance(raw, bytes):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return (f"not UTF-8 text: byte 0x{raw[bad.start]:02x} at column {bad.start + 1}; "
+                    "save the file as UTF-8")
+    # orjson's "line 1 column N" is within this one line: keep the column, drop its "line 1".
+    return f"not valid JSON ({exc.msg}, column {exc.colno})"
+
+
 class LineValidator:
     """Validates lines of one submission (remembers custom_ids to refuse duplicates)."""
 
@@ -87,7 +99,7 @@ class LineValidator:
             try:
                 data = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                return Problem(line_no, "invalid_json", f"line {line_no}: not valid JSON ({exc})")
+                return Problem(line_no, "invalid_json", f"line {line_no}: {_json_problem(raw, exc)}")
         if not isinstance(data, dict):
             return Problem(
                 line_no, "invalid_request", f"line {line_no}: expected a JSON object, got {type(data).__name__}"

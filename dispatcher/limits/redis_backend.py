@@ -126,9 +126,17 @@ return 1
 """
 
 
+# Connections one worker opens to Redis for limits, stats and the cache. Hundreds of calls may
+# book or settle at once; the pool makes the surplus wait for a connection instead of failing.
+MAX_CONNECTIONS = 32
+
+
 class RedisLimitBackend:
     def __init__(self, url: str, namespace: str):
-        self._client = aioredis.Redis.from_url(url)
+        self._pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=None
+        )
+        self._client = aioredis.Redis(connection_pool=self._pool)
         self._namespace = namespace
         self._usage_prefix = keys.usage_prefix(namespace)
         self._reserve = self._client.register_script(RESERVE)
@@ -236,3 +244,4 @@ class RedisLimitBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self._pool.disconnect()

@@ -8,7 +8,6 @@ the most urgent one at that moment, and a group with no capacity holds no worker
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
 from dataclasses import dataclass
@@ -66,13 +65,13 @@ class Admission:
         self.budgets = Budgets(deployments, self._router, backend)
         self._local_pause: dict[str, float] = {}  # limit key -> until (429s seen here)
         self._local_cooldown: dict[str, float] = {}  # deployment id -> until
-        # max_parallel_requests, per worker process like LiteLLM's per-Router semaphore:
-        # grants held (booked, waiting or calling) per deployment, returned by ``done``.
+        # max_parallel_requests, per worker process like LiteLLM's per-Router semaphore, counts
+        # the grants held (booked, waiting or calling) per deployment, returned by ``done``.
         self._parallel_cap = {
             d.id: d.max_parallel_requests or self._router.default_max_parallel_requests
             for d in deployments.by_id.values()
         }
-        self._held: collections.Counter[str] = collections.Counter()
+        self._held = stats.held  # shared with the strategies (least-busy counts booked calls)
         self.calibration = TokenCalibration()
 
     @property
@@ -102,41 +101,81 @@ class Admission:
             and not self._paused(members, now)
             and self._router.disable_cooldowns
         ):
-            # Nothing fleet-wide to consult: choose per call, no round trip to the backend.
-            chosen = []
-            for _ in range(count):
-                open_members = [d for d in members if self._room(d) > 0]
-                if not open_members:
-                    break
-                deployment = self._strategy.order(open_members, self._stats)[0]
-                chosen.append(self._hold(Grant(deployment, self.specs[deployment.id], now, tokens)))
-            return chosen
-        if not capped:
-            return await self._reserve(members, count, tokens)
-        # With max_parallel_requests a deployment may take fewer calls than its schedule has
-        # room for: give back the rest and ask again among the deployments with places left.
+            # Nothing fleet-wide to consult: grant at once, no round trip to the backend.
+            return [
+                self._hold(Grant(deployment, self.specs[deployment.id], now, tokens))
+                for deployment, n in self._split(members, count, tokens)
+                for _ in range(min(n, self._room(deployment)))
+            ]
         grants: list[Grant] = []
+        # With max_parallel_requests a deployment may take fewer calls than its schedule has
+        # room for: ask again among the deployments with places left.
         for _ in range(len(members)):
-            result = await self._reserve(members, count - len(grants), tokens)
-            if isinstance(result, Blocked):
-                return grants or result
-            room = self._room(result[0].deployment) if result else 0
-            if room < len(result):
-                await self.release(result[room:])
-                result = result[:room]
-            grants += [self._hold(grant) for grant in result]
+            booked = await self._book(members, count - len(grants), tokens)
+            if isinstance(booked, Blocked):
+                return grants or booked
+            grants += booked
             members = [d for d in members if self._room(d) > 0]
-            if len(grants) >= count or not members:
+            if len(grants) >= count or not capped or not members or not booked:
                 break
         return grants
 
+    def _split(self, members: Sequence[Deployment], count: int, tokens: int) -> list[tuple[Deployment, int]]:
+        """How many of ``count`` calls each deployment gets, choosing for one call at a time.
+
+        Each choice counts the calls chosen before it (as booked calls and tokens used), so
+        least-busy and usage-based spread a batch of grants, and simple-shuffle draws each
+        call at random, instead of the whole batch going to whichever came first.
+        """
+        if len(members) == 1:
+            return [(members[0], count)]
+        shares: dict[str, list] = {}
+        used = self._stats.tokens_this_minute
+        try:
+            for _ in range(count):
+                deployment = self._strategy.order(members, self._stats)[0]
+                shares.setdefault(deployment.id, [deployment, 0])[1] += 1
+                self._held[deployment.id] += 1
+                used[deployment.id] = used.get(deployment.id, 0) + tokens
+        finally:  # the real grants are counted by _hold
+            for deployment_id, (_, n) in shares.items():
+                self._held[deployment_id] -= n
+                used[deployment_id] -= n * tokens
+        return [(deployment, n) for deployment, n in shares.values()]
+
+    async def _book(self, members: Sequence[Deployment], count: int, tokens: int) -> list[Grant] | Blocked:
+        """Reserve send times for ``count`` calls, split among ``members`` by the strategy.
+
+        Each share is asked first of its deployment, then of the others in strategy order, so
+        a share whose deployment is full still lands where there is room.
+        """
+        grants: list[Grant] = []
+        # A strategy may find its first choice worth a longer wait than the usual lookahead.
+        wait_s = getattr(self._strategy, "wait_s", 0.0)
+        for deployment, n in self._split(members, count, tokens):
+            ordered = self._strategy.order(members, self._stats)
+            ordered = [deployment] + [d for d in ordered if d is not deployment]
+            result = None
+            if wait_s > self.horizon:
+                result = await self._reserve([deployment], n, tokens, wait_s)
+                ordered = ordered[1:] if isinstance(result, Blocked) else ordered
+            if result is None or isinstance(result, Blocked):
+                result = await self._reserve(ordered, n, tokens) if ordered else result
+            if isinstance(result, Blocked):  # every candidate is full: so are later shares
+                return grants or result
+            room = self._room(result[0].deployment) if result else 0
+            if room < len(result):  # the deployment cannot run them all at once
+                await self.release(result[room:])
+                result = result[:room]
+            grants += [self._hold(grant) for grant in result]
+        return grants
+
     async def _reserve(
-        self, members: Sequence[Deployment], count: int, tokens: int
+        self, ordered: Sequence[Deployment], count: int, tokens: int, horizon: float | None = None
     ) -> list[Grant] | Blocked:
-        """Book ``count`` send times on the first deployment (in strategy order) with room."""
-        ordered = self._strategy.order(members, self._stats)
+        """Book ``count`` send times on the first deployment in ``ordered`` with room."""
         result = await self._backend.reserve(
-            [self.specs[d.id] for d in ordered], count, tokens, self.horizon,
+            [self.specs[d.id] for d in ordered], count, tokens, horizon or self.horizon,
             [d.id for d in ordered],
         )
         if isinstance(result, Blocked):
@@ -153,16 +192,16 @@ class Admission:
         return cap - self._held[deployment.id] if cap else 1 << 30
 
     def _hold(self, grant: Grant) -> Grant:
-        if self._parallel_cap[grant.deployment.id]:
-            self._held[grant.deployment.id] += 1
+        deployment_id = grant.deployment.id
+        self._held[deployment_id] += 1
+        used = self._stats.tokens_this_minute  # refreshed from the fleet's counters every 0.5 s
+        used[deployment_id] = used.get(deployment_id, 0) + grant.tokens
         return grant
 
     def done(self, grants: Sequence[Grant]) -> None:
         """These grants are finished with (call ended, or never made): free their places."""
         for grant in grants:
             deployment = grant.deployment
-            if not self._parallel_cap[deployment.id]:
-                continue
             was_full = self._room(deployment) <= 0
             self._held[deployment.id] -= 1
             if was_full:

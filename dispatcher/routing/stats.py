@@ -9,7 +9,7 @@ atomically). Without Redis the counts are this process's own.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from dispatcher.limits import keys
@@ -40,6 +40,9 @@ class RoutingStats:
     """Per-deployment numbers the strategies use (local exact + remote published)."""
 
     local: dict[str, DeploymentStats] = field(default_factory=lambda: defaultdict(DeploymentStats))
+    # Calls this worker has committed to each deployment: booked (waiting for their send
+    # time) or in flight. Admission keeps it; least-busy counts booked calls as busy too.
+    held: Counter = field(default_factory=Counter)
     remote_in_flight: dict[str, int] = field(default_factory=dict)
     remote_latency: dict[str, tuple[float, int]] = field(default_factory=dict)
     tokens_this_minute: dict[str, int] = field(default_factory=dict)
@@ -56,8 +59,11 @@ class RoutingStats:
 
     # -- reading (strategies) -------------------------------------------------------------
 
+    def local_in_flight(self, deployment_id: str) -> int:
+        return max(self.local[deployment_id].in_flight, self.held[deployment_id])
+
     def in_flight(self, deployment_id: str) -> int:
-        return self.local[deployment_id].in_flight + self.remote_in_flight.get(deployment_id, 0)
+        return self.local_in_flight(deployment_id) + self.remote_in_flight.get(deployment_id, 0)
 
     def latency_ms(self, deployment_id: str) -> float | None:
         """Sample-weighted average of this worker's and others' moving averages."""
@@ -91,7 +97,8 @@ class SharedStatsPublisher:
             mine = stats.local[deployment_id]
             latency = "" if mine.latency_ms is None else f"{mine.latency_ms:.3f}"
             key = keys.routing_hash(self._namespace, deployment_id)
-            pipe.hset(key, self._worker_id, f"{mine.in_flight}|{latency}|{mine.samples}|{now:.3f}")
+            busy = stats.local_in_flight(deployment_id)
+            pipe.hset(key, self._worker_id, f"{busy}|{latency}|{mine.samples}|{now:.3f}")
             pipe.expire(key, 3600)
             pipe.hgetall(key)
         replies = await pipe.execute()

@@ -302,3 +302,8 @@ def test_storable_id_for_invalid():
     assert v.storable_id_for_invalid(3, _line({"custom_id": "fresh"})) == "fresh"
     assert v.storable_id_for_invalid(4, _line({"custom_id": "taken"})) is None
     assert v.generated_id(2) == "line-2"
+
+
+def test_bytes_that_are_not_utf8_are_named_with_their_column():
+    problem = _problem(_validator().validate(2, b'{"messages": "caf\xe9"}\n'), "invalid_json")
+    assert problem.message == "line 2: not UTF-8 text: byte 0xe9 at column 18; save the file as UTF-8"

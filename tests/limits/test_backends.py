@@ -146,3 +146,17 @@ def test_many_processes_reserving_at_once_never_overlap(redis_server, redis_name
     gaps = [b - a for a, b in zip(all_times, all_times[1:])]
     assert len(all_times) >= 48
     assert min(gaps) >= 0.05 - 1e-6
+
+
+def test_a_thousand_concurrent_bookings_wait_for_a_connection_instead_of_failing(make_backend):
+    """A worker has hundreds of calls that may book or settle at the same moment."""
+    backend = make_backend()
+    limit = spec("many", rpm=6_000_000)
+
+    async def scenario():
+        results = await asyncio.gather(*(backend.reserve([limit], 1, 10, 1.0) for _ in range(1000)))
+        await backend.aclose()
+        return results
+
+    results = run(scenario())
+    assert all(isinstance(r, Reservation) and len(r.send_times) == 1 for r in results)

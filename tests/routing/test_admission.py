@@ -23,9 +23,10 @@ def admission_for(*params: dict, strategy: str = "cost-based-routing", **setting
          "model_info": {"id": f"d{i}"}}
         for i, p in enumerate(params)
     ]})
+    # cost-based here only gives a known order: no waiting for the cheapest (max_wait_s 0).
     return Admission(
-        build_deployments(config), MemoryLimitBackend(), build_strategy(strategy), RoutingStats(),
-        RateLimitSettings(headroom=0.0, lookahead_s=settings.get("lookahead_s", 0.0)),
+        build_deployments(config), MemoryLimitBackend(), build_strategy(strategy, {"max_wait_s": 0}),
+        RoutingStats(), RateLimitSettings(headroom=0.0, lookahead_s=settings.get("lookahead_s", 0.0)),
     )
 
 
@@ -168,3 +169,77 @@ def test_default_max_parallel_requests_applies_to_deployments_without_their_own(
         RoutingStats(), RateLimitSettings(), config.router_settings,
     )
     assert len(asyncio.run(admission.acquire("chat", 50, 10))) == 5
+
+
+def _split_of(grants) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for grant in grants:
+        counts[grant.deployment.id] = counts.get(grant.deployment.id, 0) + 1
+    return counts
+
+
+def test_least_busy_spreads_one_batch_of_grants_and_counts_booked_calls():
+    admission = admission_for({"rpm": 60000}, {"rpm": 60000}, strategy="least-busy", lookahead_s=5.0)
+
+    async def scenario():
+        first = await admission.acquire("chat", 10, 10)
+        second = await admission.acquire("chat", 4, 10)
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert _split_of(first) == {"d0": 5, "d1": 5}  # not 10 on whichever sorted first
+    assert _split_of(second) == {"d0": 2, "d1": 2}  # the 10 booked calls count as busy
+
+
+def test_usage_based_sends_a_batch_to_the_deployment_that_used_fewer_tokens():
+    admission = admission_for({"tpm": 10**7}, {"tpm": 10**7}, strategy="usage-based-routing-v2",
+                              lookahead_s=5.0)
+    admission._stats.tokens_this_minute.update({"d0": 1000, "d1": 0})
+    grants = asyncio.run(admission.acquire("chat", 30, 100))
+    # d1 catches up d0's 1,000 tokens first (10 calls of 100), then they alternate.
+    assert _split_of(grants) == {"d0": 10, "d1": 20}
+
+
+def test_simple_shuffle_draws_each_call_by_weight():
+    admission = admission_for({"weight": 3}, {"weight": 1}, strategy="simple-shuffle")
+    counts = {"d0": 0, "d1": 0}
+
+    async def scenario():
+        for _ in range(100):
+            grants = await admission.acquire("chat", 40, 10)
+            admission.done(grants)
+            for deployment_id, n in _split_of(grants).items():
+                counts[deployment_id] += n
+
+    asyncio.run(scenario())
+    assert 0.72 < counts["d0"] / 4000 < 0.78  # 3:1, drawn per call rather than per batch
+
+
+def test_cost_based_waits_a_little_for_the_cheap_deployment_before_paying_more():
+    cheap = {"rpm": 600, "input_cost_per_token": 1e-7, "output_cost_per_token": 1e-7}  # 10 a second
+    dear = {"input_cost_per_token": 1e-5, "output_cost_per_token": 1e-5}  # no limit
+
+    def admission(max_wait_s):
+        config = parse_config({
+            "model_list": [
+                {"model_name": "chat", "litellm_params": {"model": "openai/m", "api_base": "http://x", **p},
+                 "model_info": {"id": f"d{i}"}}
+                for i, p in enumerate((cheap, dear))
+            ],
+            "router_settings": {"routing_strategy_args": {"max_wait_s": max_wait_s}},
+        })
+        return Admission(
+            build_deployments(config), MemoryLimitBackend(),
+            build_strategy("cost-based-routing", config.router_settings.routing_strategy_args),
+            RoutingStats(), RateLimitSettings(headroom=0.0, lookahead_s=0.5), config.router_settings,
+        )
+
+    async def two_rounds(admission):
+        return await admission.acquire("chat", 64, 10) + await admission.acquire("chat", 64, 10)
+
+    waiting = asyncio.run(two_rounds(admission(3.0)))
+    # 3 s at 10 a second on the cheap one (plus the one due now), then the dear one takes the rest.
+    assert _split_of(waiting) == {"d0": 31, "d1": 64}
+    assert max(g.send_at for g in waiting) - time.time() < 3.1
+    eager = asyncio.run(two_rounds(admission(0.0)))  # only the usual half-second lookahead
+    assert _split_of(eager) == {"d0": 6, "d1": 64}
