@@ -8,14 +8,15 @@ SQLAlchemy before they need it.
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["BatchInfo", "Client", "SubmitResult", "__version__"]
+_CLIENT_NAMES = ("BatchInfo", "Client", "CompletionFailed", "CompletionTimeout", "SubmitResult")
+__all__ = [*_CLIENT_NAMES, "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dispatcher.client import BatchInfo, Client, SubmitResult
+    from dispatcher.client import BatchInfo, Client, CompletionFailed, CompletionTimeout, SubmitResult
 
 
 def __getattr__(name: str):
-    if name in ("BatchInfo", "Client", "SubmitResult"):
+    if name in _CLIENT_NAMES:
         from dispatcher import client
 
         return getattr(client, name)

@@ -1,7 +1,7 @@
 """The client API: submit batches, follow them, export results."""
 
 from dispatcher.client.batch_info import BatchInfo
-from dispatcher.client.client import Client
+from dispatcher.client.client import Client, CompletionFailed, CompletionTimeout
 from dispatcher.client.submit import SubmitResult
 
-__all__ = ["BatchInfo", "Client", "SubmitResult"]
+__all__ = ["BatchInfo", "Client", "CompletionFailed", "CompletionTimeout", "SubmitResult"]

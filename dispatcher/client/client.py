@@ -46,6 +46,12 @@ from dispatcher.store.tables import BatchStatus, JobStatus
 Progress = Callable[[BatchInfo], None]
 
 
+class CompletionTimeout(DispatcherError, TimeoutError):
+    """``complete`` got no answer in time; the request stays queued and its result retrievable."""
+
+    exit_code = 1
+
+
 class CompletionFailed(DispatcherError):
     """A single completion ended without a result; ``error`` is its OpenAI error-file line."""
 
@@ -90,7 +96,8 @@ class Client:
         self.deployments: Deployments = build_deployments(self.config)
         self._database: Database | None = None
         self._messaging = None
-        self._local_worker = None  # started by complete() in embedded mode
+        self._local_worker = None  # started by wait()/complete() in embedded mode
+        self._nodes: list = []  # in-process workers started by this client
 
     # -- connections -------------------------------------------------------------------
 
@@ -217,7 +224,11 @@ class Client:
         poll_interval: float = 0.5,
         on_progress: Progress | None = None,
     ) -> BatchInfo:
-        """Poll until the batch ends (or ``timeout`` passes); returns its last state."""
+        """Poll until the batch ends (or ``timeout`` passes); returns its last state.
+
+        In embedded mode (no redis_url) nothing else can run the jobs, so unless this client
+        already started a worker, one starts in this process (stopped by ``close``).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             info = self.status(batch_id)
@@ -225,6 +236,7 @@ class Client:
                 on_progress(info)
             if info.done:
                 return info
+            self._ensure_local_worker()
             if deadline is not None and time.monotonic() >= deadline:
                 return info
             time.sleep(poll_interval)
@@ -276,13 +288,15 @@ class Client:
         in the queue; its result stays retrievable by its batch id).
         """
         body = {"messages": [{"role": "user", "content": request}]} if isinstance(request, str) else dict(request)
-        if self.embedded and self._local_worker is None:
-            self._local_worker = self.start_worker()  # nobody else can run it without Redis
+        self._ensure_local_worker()
         result = self.submit([{"custom_id": "completion", **body}], model=model, priority=priority,
                              name="complete")
         info = self.wait(result.batch_id, timeout=timeout, poll_interval=poll_interval)
         if not info.done:
-            raise TimeoutError(f"no answer within {timeout:g}s (batch {result.batch_id} is still {info.status})")
+            raise CompletionTimeout(
+                f"no answer within {timeout:g}s; the request keeps its place in the queue "
+                f"(batch {result.batch_id}, {info.status})"
+            )
         for line in self.results(result.batch_id):
             return line["response"]["body"]
         error = next(iter(self.results(result.batch_id, failed=True)), None)
@@ -380,7 +394,15 @@ class Client:
             concurrency=concurrency,
         )
         node.start()
+        self._nodes.append(node)
         return node
+
+    def _ensure_local_worker(self) -> None:
+        """Embedded mode: only this process can run jobs, so start a worker here, unless this
+        client started one already (a stopped one was stopped on purpose, e.g. by Ctrl-C)."""
+        if not self.embedded or self._nodes:
+            return
+        self._local_worker = self.start_worker()
 
     def run(
         self,

@@ -176,6 +176,7 @@ class Engine:
             retry_policy=self._retry,
             fallback_policy=self._fallbacks,
             worker_id=self.worker_id,
+            group_sizes={group: len(members) for group, members in self._deployments.by_group.items()},
         )
         self._writer = OutcomeWriter(
             self._database,

@@ -49,7 +49,9 @@ class JobRunner:
         retry_policy: RetryPolicy,
         fallback_policy: FallbackPolicy,
         worker_id: str,
+        group_sizes: dict[str, int] | None = None,
     ):
+        self._group_sizes = group_sizes or {}
         self._providers = providers
         self._retry = retry_policy
         self._fallbacks = fallback_policy
@@ -173,6 +175,16 @@ class JobRunner:
             error_message=message,
             request_id=error.request_id,
         )
+        if error.deployment_specific and job.retries < self._group_sizes.get(job.model_group, 1) - 1:
+            # A bad key or model name of this deployment: admission cools it down at once, so
+            # the next try goes to another deployment of the group.
+            log.info("job %s: %s on %s; trying another deployment of %s", job.id, error.code,
+                     deployment.id, job.model_group)
+            return Outcome(
+                job=job, status=JobStatus.QUEUED, finished_at=now, attempt=attempt,
+                error_code=error.code, error_message=message, not_before=now,
+                retries=job.retries + 1, groups_tried=job.groups_tried,
+            )
         allowed = self._retry.retries_allowed(job.model_group, error)
         if job.retries < allowed:
             delay = self._retry.delay(error, job.retries)

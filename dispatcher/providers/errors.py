@@ -33,6 +33,9 @@ class ProviderError(Exception):
     counts_as_deployment_failure = True
     #: the request may have reached the provider (and counts against its limits)
     request_sent = True
+    #: a fault of this deployment (its key, its model name), not of the request: another
+    #: deployment of the same group may well succeed
+    deployment_specific = False
 
     def __init__(
         self,
@@ -60,6 +63,7 @@ class AuthenticationError(ProviderError):
 
     code = "authentication_error"
     retryable = False
+    deployment_specific = True
 
 
 class MissingCredentialsError(AuthenticationError):
@@ -94,6 +98,7 @@ class NotFoundError(ProviderError):
     """The model or endpoint does not exist at this provider (404)."""
 
     code = "not_found_error"
+    deployment_specific = True
     retryable = False
 
 

@@ -275,7 +275,13 @@ class Admission:
         if error is not None:
             if isinstance(error, pe.RateLimitError):
                 await self.pause(spec, error.retry_after or self._settings.default_pause_s)
-            if error.counts_as_deployment_failure and not self._router.disable_cooldowns:
+            if self._router.disable_cooldowns:
+                pass
+            elif error.deployment_specific and len(self._deployments.group(grant.deployment.group)) > 1:
+                # Its key or model is wrong: no use waiting for allowed_fails while the group's
+                # other deployments can take the calls.
+                await self.record_failure(grant.deployment, allowed_fails=0)
+            elif error.counts_as_deployment_failure:
                 await self.record_failure(grant.deployment)
             if not error.request_sent and spec.limited:
                 await self._backend.adjust([(spec, -1, -grant.tokens)], self.horizon)
@@ -303,17 +309,16 @@ class Admission:
             ):
                 await self.pause(spec, info.reset_tokens_s)
 
-    async def record_failure(self, deployment: Deployment) -> None:
+    async def record_failure(self, deployment: Deployment, allowed_fails: int | None = None) -> None:
         cooldown = self._router.cooldown_time
-        started = await self._backend.record_failure(
-            deployment.id, self._router.allowed_fails, cooldown
-        )
+        allowed = self._router.allowed_fails if allowed_fails is None else allowed_fails
+        started = await self._backend.record_failure(deployment.id, allowed, cooldown)
         if started:
             self._local_cooldown[deployment.id] = time.time() + cooldown
             self._on_cooldown(deployment.id)
             log.warning(
                 "deployment %s failed more than %d times in a minute: cooling down for %gs",
-                deployment.id, self._router.allowed_fails, cooldown,
+                deployment.id, allowed, cooldown,
             )
 
     async def pause(self, spec: LimitSpec, seconds: float) -> None:

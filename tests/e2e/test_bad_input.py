@@ -151,6 +151,25 @@ def test_provider_401_fails_without_retries_and_never_prints_the_key(
     assert b"sk-the-right-key" not in everything
 
 
+def test_a_deployment_with_a_bad_key_is_cooled_and_its_group_siblings_take_the_jobs(
+    tmp_path, start_mock_provider, write_config
+):
+    bad = start_mock_provider(api_key="sk-not-what-the-config-says-1")
+    good = start_mock_provider(latency_ms=20)
+    config = write_config(
+        [("chat", openai_deployment(bad)), ("chat", openai_deployment(good))],
+        router={"routing_strategy": "simple-shuffle", "cooldown_time": 60},
+        settings={"database_url": f"sqlite:///{tmp_path / 'k.db'}", "worker": {"concurrency": 4}},
+    )
+    lines = chat_lines(60, model="chat")
+    result = run_cli("-c", str(config), "run", str(write_jsonl(tmp_path / "in.jsonl", lines)),
+                     "-o", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr.decode()  # no job failed for one bad key
+    assert good.stats()["completed"] == 60
+    # The first 401 cools the deployment for the fleet: only calls already under way reach it.
+    assert bad.stats()["requests"] <= 4
+
+
 def test_missing_key_variable_fails_the_jobs_with_a_clear_message(tmp_path, mock_provider, write_config):
     config = write_config(
         [("chat", openai_deployment(mock_provider, api_key="os.environ/LLMD_TEST_UNSET_KEY"))],

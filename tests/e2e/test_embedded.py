@@ -91,3 +91,18 @@ def test_lines_without_a_model_go_to_the_only_group(tmp_path, mock_provider, wri
     assert result.returncode == 0, result.stderr.decode()
     assert b"(chat: 5)" in result.stderr
     assert mock_provider.stats()["completed"] == 5
+
+
+def test_client_wait_runs_the_batch_in_embedded_mode(tmp_path, monkeypatch):
+    """Client().submit + wait needs no worker command: nothing but this process could run it."""
+    from dispatcher import Client, CompletionTimeout
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("LLM_DISPATCH_CONFIG", "LLM_DISPATCH_REDIS_URL", "LLM_DISPATCH_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with Client() as client:  # built-in default: SQLite file here, mock group, no Redis
+        batch = client.submit([{"messages": [{"role": "user", "content": f"hi {i}"}]} for i in range(20)])
+        info = client.wait(batch.batch_id, timeout=60)
+        assert (info.status, info.succeeded) == ("completed", 20)
+        assert client.complete("hello")["choices"][0]["message"]["content"] == "Mock reply to: hello"
+    assert issubclass(CompletionTimeout, TimeoutError)

@@ -176,3 +176,13 @@ def test_401_echoing_known_literal_secret_is_redacted():
     error = _map(401, _body(f"key {literal} is not valid"))
     assert literal not in error.message
     assert literal not in error.body
+
+
+@pytest.mark.parametrize("body", [
+    # DeepSeek's refusal, and DashScope's (Qwen) data inspection failure.
+    json.dumps({"error": {"message": "Content Exists Risk", "type": "invalid_request_error"}}).encode(),
+    json.dumps({"code": "data_inspection_failed",
+                "message": "Input data may contain inappropriate content."}).encode(),
+])
+def test_content_refusals_of_other_openai_compatible_providers(body):
+    assert type(_map(400, body)) is pe.ContentPolicyViolationError

@@ -29,6 +29,10 @@ _CONTENT_POLICY_HINTS = (
     "content_filter",
     "content management policy",
     "safety system",
+    "content exists risk",  # DeepSeek
+    "data_inspection_failed",  # Qwen / DashScope
+    "inappropriate content",  # DashScope's message
+    "safety settings",  # Gemini's OpenAI-compatible endpoint
 )
 
 
