@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +65,20 @@ def _looks_secret(header_name: str) -> bool:
     return any(word in lowered for word in ("key", "auth", "token", "secret"))
 
 
+def _from_environment(value: str | None, where: str) -> str | None:
+    """``os.environ/NAME`` (LiteLLM's form) read now; other values as they are.
+
+    Keys are read at call time instead (see Secret): they are secrets and may rotate.
+    """
+    if not value or not value.startswith("os.environ/"):
+        return value
+    name = value.removeprefix("os.environ/")
+    resolved = os.environ.get(name)
+    if not resolved:
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+    return resolved
+
+
 def build_deployments(config: DispatcherConfig) -> Deployments:
     """Resolve every model_list entry; ConfigError names the entry that cannot be served."""
     by_id: dict[str, Deployment] = {}
@@ -78,7 +94,7 @@ def build_deployments(config: DispatcherConfig) -> Deployments:
                 f"supported prefixes: {', '.join(sorted(PROVIDERS))} "
                 "(any OpenAI-compatible endpoint works as openai/<model> with api_base)"
             )
-        api_base = params.api_base or spec.default_api_base
+        api_base = _from_environment(params.api_base, f"{where}.api_base") or spec.default_api_base
         if spec.adapter == "openai" and not api_base:
             raise ConfigError(f"{where}.api_base: required for provider '{params.provider}'")
         api_key = None

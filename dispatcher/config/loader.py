@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from dispatcher.config.builtin import BUILTIN_CONFIG
-from dispatcher.config.schema import IGNORED_LITELLM_SECTIONS, DispatcherConfig
+from dispatcher.config.schema import DispatcherConfig, LiteLLMParams
 from dispatcher.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,7 @@ def parse_config(raw: Any, source: str = "config") -> DispatcherConfig:
         raise ConfigError(f"{source}: the file is empty; it needs at least a model_list")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
-    for section in IGNORED_LITELLM_SECTIONS:
-        if raw.get(section):
-            log.info("%s: section '%s' is LiteLLM proxy configuration and is ignored", source, section)
+    raw = _adopt_litellm_sections(raw, source)
     try:
         config = DispatcherConfig.model_validate(raw)
     except ValidationError as exc:
@@ -76,6 +74,38 @@ def parse_config(raw: Any, source: str = "config") -> DispatcherConfig:
     return config
 
 
+# litellm_settings keys that mean the same as a router_settings key here.
+_LITELLM_SETTINGS_TO_ROUTER = {"num_retries": "num_retries", "request_timeout": "timeout"}
+
+
+def _adopt_litellm_sections(raw: dict, source: str) -> dict:
+    """Take what LiteLLM proxy sections say that applies here; say what is ignored.
+
+    ``environment_variables`` are set for this process (the real environment wins), as the
+    LiteLLM proxy does, so ``os.environ/NAME`` references to them resolve; ``litellm_settings``
+    ``num_retries``/``request_timeout`` apply unless ``router_settings`` sets them.
+    """
+    variables = raw.get("environment_variables") or {}
+    if isinstance(variables, dict):
+        for name, value in variables.items():
+            if value is not None:
+                os.environ.setdefault(str(name), str(value))
+    settings = raw.get("litellm_settings") or {}
+    if isinstance(settings, dict):
+        router = dict(raw.get("router_settings") or {})
+        for key, router_key in _LITELLM_SETTINGS_TO_ROUTER.items():
+            if key in settings and router_key not in router:
+                router[router_key] = settings[key]
+        if router:
+            raw = {**raw, "router_settings": router}
+        unused = sorted(set(settings) - set(_LITELLM_SETTINGS_TO_ROUTER))
+        if unused:
+            log.warning("%s: litellm_settings: %s not used by llm-dispatcher", source, ", ".join(unused))
+    if raw.get("general_settings"):
+        log.info("%s: section 'general_settings' is LiteLLM proxy configuration and is ignored", source)
+    return raw
+
+
 def format_validation_error(exc: ValidationError, limit: int = 10) -> str:
     """One line per problem: ``key.path[0].name: what is wrong``."""
     lines = []
@@ -85,9 +115,13 @@ def format_validation_error(exc: ValidationError, limit: int = 10) -> str:
         message = message.removeprefix("Value error, ")
         if error.get("type") == "extra_forbidden":
             message = "unknown key (check its spelling and the section it is in)"
+            loc = error.get("loc", ())
+            if len(loc) == 3 and loc[0] == "model_list" and loc[2] in LiteLLMParams.model_fields:
+                message = f"unknown key here: {loc[2]} belongs in this entry's litellm_params"
         elif error.get("type") == "missing":
             message = "required key is missing"
-        lines.append(f"  {path or '<top level>'}: {message}")
+        # Whole-file checks name their own key paths in the message.
+        lines.append(f"  {path}: {message}" if path else f"  {message}")
     hidden = len(exc.errors()) - limit
     if hidden > 0:
         lines.append(f"  ... and {hidden} more")

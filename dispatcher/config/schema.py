@@ -297,9 +297,6 @@ class DispatcherSettings(BaseModel):
 
 
 # LiteLLM proxy sections we accept so that existing files load, but do not use.
-IGNORED_LITELLM_SECTIONS = ("litellm_settings", "general_settings", "environment_variables")
-
-
 class DispatcherConfig(BaseModel):
     """The whole configuration file."""
 
@@ -316,10 +313,11 @@ class DispatcherConfig(BaseModel):
     def _references_are_known_groups(self) -> "DispatcherConfig":
         groups = {d.model_name for d in self.model_list}
         router = self.router_settings
+        problems: list[str] = []  # all of them at once, one per line
 
         def check(name: str, where: str) -> None:
             if name not in groups:
-                raise ValueError(
+                problems.append(
                     f"{where} names model group '{name}', which no model_list entry defines "
                     f"(known groups: {', '.join(sorted(groups))})"
                 )
@@ -340,5 +338,7 @@ class DispatcherConfig(BaseModel):
         ids = [d.model_info.id for d in self.model_list if d.model_info.id]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
-            raise ValueError(f"model_info.id must be unique; repeated: {', '.join(duplicates)}")
+            problems.append(f"model_info.id must be unique; repeated: {', '.join(duplicates)}")
+        if problems:
+            raise ValueError("\n  ".join(problems))
         return self

@@ -347,3 +347,47 @@ def test_deployment_repr_hides_key():
     d = _deployments(_entry("a", api_key="sk-literal-never-shown-42")).by_id["a#0"]
     assert "sk-literal-never-shown-42" not in repr(d)
     assert "a#0" in repr(d)
+
+
+# -- LiteLLM proxy sections ------------------------------------------------------------------
+
+def test_environment_variables_section_feeds_os_environ_references(monkeypatch):
+    monkeypatch.delenv("LLMD_TEST_BASE", raising=False)
+    monkeypatch.delenv("LLMD_TEST_KEY", raising=False)
+    monkeypatch.setenv("LLMD_TEST_KEY", "sk-the-real-environment-wins")
+    config = parse_config(_config(
+        _entry(api_base="os.environ/LLMD_TEST_BASE", api_key="os.environ/LLMD_TEST_KEY"),
+        environment_variables={"LLMD_TEST_BASE": "http://127.0.0.1:9/v1", "LLMD_TEST_KEY": "sk-file"},
+    ))
+    [deployment] = build_deployments(config).by_id.values()
+    assert deployment.api_base == "http://127.0.0.1:9/v1"
+    assert deployment.api_key.resolve() == "sk-the-real-environment-wins"
+
+
+def test_api_base_from_an_unset_variable_names_the_key(monkeypatch):
+    monkeypatch.delenv("LLMD_TEST_UNSET_BASE", raising=False)
+    config = parse_config(_config(_entry(api_base="os.environ/LLMD_TEST_UNSET_BASE")))
+    with pytest.raises(ConfigError, match=r"model_list\[0\]\.litellm_params\.api_base: environment "
+                                          "variable LLMD_TEST_UNSET_BASE is not set"):
+        build_deployments(config)
+
+
+def test_litellm_settings_retries_and_timeout_apply_unless_router_settings_set_them():
+    config = parse_config(_config(litellm_settings={"num_retries": 7, "request_timeout": 33}))
+    assert (config.router_settings.num_retries, config.router_settings.timeout) == (7, 33)
+    config = parse_config(_config(litellm_settings={"num_retries": 7}, router_settings={"num_retries": 1}))
+    assert config.router_settings.num_retries == 1
+
+
+def test_deployment_keys_at_entry_level_point_to_litellm_params():
+    message = _error(_config({"model_name": "a", "rpm": 10, "litellm_params": {"model": "openai/x"}}))
+    assert "model_list[0].rpm: unknown key here: rpm belongs in this entry's litellm_params" in message
+
+
+def test_every_unknown_group_reference_is_reported_at_once():
+    message = _error(_config(router_settings={
+        "fallbacks": [{"a": ["nosuch"]}], "default_fallbacks": ["zz"], "model_group_retry_policy": {"q": {}},
+    }))
+    assert "router_settings.fallbacks[0].a names model group 'nosuch'" in message
+    assert "router_settings.default_fallbacks names model group 'zz'" in message
+    assert "router_settings.model_group_retry_policy names model group 'q'" in message
