@@ -288,6 +288,12 @@ class Client:
         in the queue; its result stays retrievable by its batch id).
         """
         body = {"messages": [{"role": "user", "content": request}]} if isinstance(request, str) else dict(request)
+        groups = self.deployments.groups
+        if not (model or body.get("model") or self.settings.default_model or len(groups) == 1):
+            raise UsageError(
+                f"which model group? pass --model (model=...) or set dispatcher_settings.default_model; "
+                f"the config defines: {', '.join(sorted(groups))}"
+            )
         self._ensure_local_worker()
         result = self.submit([{"custom_id": "completion", **body}], model=model, priority=priority,
                              name="complete")

@@ -193,6 +193,9 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
                 cache_mode=options.cache_mode,
                 total=counts.total,
                 failed=counts.invalid,
+                # OpenAI's Batch.errors: the lines refused by validation (the first ones).
+                errors_json=json.dumps({"object": "list", "data": [p.as_dict() for p in counts.problems]})
+                if counts.problems else None,
             ),
         )
     try:

@@ -50,6 +50,11 @@ def test_skip_invalid_stores_valid_lines_and_failed_jobs(tmp_path, local_config)
     assert len(errors) == 1 and errors[0]["response"] is None
     assert errors[0]["error"]["code"] == "invalid_json"
     assert "line 2" in errors[0]["error"]["message"]
+    batch_id = batches_in(local_config)[0]["id"]
+    status = json.loads(run_cli("-c", str(local_config), "status", batch_id, "--json").stdout)
+    # OpenAI's Batch object lists the refused lines in "errors".
+    assert status["errors"]["object"] == "list"
+    assert [(e["line"], e["code"]) for e in status["errors"]["data"]] == [(2, "invalid_json")]
 
 
 def test_generated_ids_never_take_an_id_the_file_gives(tmp_path, local_config):
