@@ -105,13 +105,15 @@ def urgent_run(folder: Path, urgent_priority: int, fair_share: bool = True, cli:
         seen = first_seen(base)
         waits = sorted(seen[fingerprint({"messages": line["messages"]})] - submitted for line in urgent_lines)
         client.cancel(backlog.batch_id)
-        for worker in workers:
-            worker.stop()
+        logs = [worker.stop()[1] for worker in workers]
         client.close()
+    moved = sum(int(line.rsplit(" moved", 1)[0].rsplit(", ", 1)[1].split()[0])
+                for log in logs for line in log.splitlines() if " moved ahead" in line)
     return {
         "urgent_priority": urgent_priority,
         "fair_share": fair_share,
         "submitted_with": "llm-dispatch submit (new process)" if cli else "Client.submit",
+        "calls_moved_ahead": moved,
         "wait_p50_s": round(statistics.median(waits), 3),
         "wait_p95_s": round(waits[int(0.95 * (len(waits) - 1))], 3),
         "wait_max_s": round(waits[-1], 3),

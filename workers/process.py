@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     node.close()
     stats = node.engine.stats
     log.info(
-        "worker %s stopped: %d jobs claimed, %d finished, %d requeued, peak %d in flight",
+        "worker %s stopped: %d jobs claimed, %d finished, %d requeued, peak %d in flight, "
+        "%d rebooked, %d moved ahead of less urgent calls",
         node.worker_id, stats.claimed, stats.finished, stats.requeued, stats.max_in_flight,
+        stats.rebooked, stats.moved_forward,
     )
     client.close()
     return 1 if node.error is not None else 0

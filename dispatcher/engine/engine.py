@@ -78,6 +78,7 @@ class EngineStats:
     in_flight: int = 0
     max_in_flight: int = 0
     rebooked: int = 0
+    moved_forward: int = 0  # urgent calls given an earlier booked send time
 
 
 class Engine:
@@ -476,7 +477,8 @@ class Engine:
         while True:
             call = BookedCall(priority, grant, delay)
             if grant.spec.limited:
-                self._booked.move_forward(call)
+                if self._booked.move_forward(call):
+                    self.stats.moved_forward += 1
                 self._booked.add(call)
             try:
                 # Re-read the due time after each sleep: another call may have swapped slots.
