@@ -475,18 +475,20 @@ class Engine:
         settings = self._settings.rate_limits
         grant = held[0]
         while True:
-            call = BookedCall(priority, grant, delay)
             if grant.spec.limited:
+                call = BookedCall(priority, grant, delay)
                 if self._booked.move_forward(call):
                     self.stats.moved_forward += 1
                 self._booked.add(call)
-            try:
-                # Re-read the due time after each sleep: another call may have swapped slots.
-                while (wait := call.due - time.time()) > 0:
-                    await asyncio.sleep(wait)
-            finally:
-                self._booked.discard(call)
-            due = call.due
+                try:
+                    # Re-read the due time after each sleep: another call may have swapped slots.
+                    while (wait := call.due - time.time()) > 0:
+                        await asyncio.sleep(wait)
+                finally:
+                    self._booked.discard(call)
+            elif (wait := grant.send_at + delay - time.time()) > 0:
+                await asyncio.sleep(wait)
+            due = grant.send_at + delay
             paused = self.admission.pause_remaining(grant)
             late = time.time() - due > settings.late_tolerance_s and grant.spec.limited
             if paused <= 0 and not late:

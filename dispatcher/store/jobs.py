@@ -151,6 +151,11 @@ def claim_jobs(
     return claimed
 
 
+# Batches known to have no max_cost (so claims need not look them up again), oldest first.
+_UNBUDGETED: dict[str, bool] = {}
+_UNBUDGETED_MAX = 10_000
+
+
 def _within_budgets(connection: Connection, claimed: list[ClaimedJob]) -> list[ClaimedJob]:
     """Hand back the claimed jobs a batch's max_cost has no room for.
 
@@ -159,14 +164,24 @@ def _within_budgets(connection: Connection, claimed: list[ClaimedJob]) -> list[C
     """
     from dispatcher.store.tables import batches
 
+    batch_ids = {job.batch_id for job in claimed}
+    maybe_budgeted = [b for b in batch_ids if _UNBUDGETED.get(b) is None]
+    if not maybe_budgeted:
+        return claimed
     budgets = {
         row.id: (row.max_cost, row.cost)
         for row in connection.execute(
             sa.select(batches.c.id, batches.c.max_cost, batches.c.cost).where(
-                batches.c.id.in_({job.batch_id for job in claimed}), batches.c.max_cost.is_not(None)
+                batches.c.id.in_(maybe_budgeted)
             )
         )
+        if row.max_cost is not None
     }
+    for batch_id in maybe_budgeted:  # a batch's max_cost is set at submit and never changes
+        if batch_id not in budgets:
+            if len(_UNBUDGETED) >= _UNBUDGETED_MAX:
+                _UNBUDGETED.pop(next(iter(_UNBUDGETED)))
+            _UNBUDGETED[batch_id] = True
     if not budgets:
         return claimed
     mine = {job.id for job in claimed}

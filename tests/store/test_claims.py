@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import sqlalchemy as sa
 
@@ -107,17 +108,18 @@ def test_a_result_is_recorded_only_under_the_current_claim(database_url):
 def test_one_claim_never_takes_more_than_a_batch_budget_has_room_for(database_url):
     database = make_database(database_url)
     try:
-        add_jobs(database, [(5, f"b-{i}") for i in range(10)])
+        budgeted = f"budgeted_{uuid.uuid4().hex}"  # batch ids are unique; claims remember them
+        add_jobs(database, [(5, f"b-{i}") for i in range(10)], batch_id=budgeted)
         add_jobs(database, [(5, f"free-{i}") for i in range(3)], batch_id="no_budget")
         with database.write() as connection:
             connection.execute(jobs.update().values(est_prompt_tokens=1, est_completion_tokens=0))
             # Spent 0.5 of 4.0; each call is estimated at 1.0 (1 prompt token at 1.0 per token).
-            connection.execute(batches.update().where(batches.c.id == "batch_t").values(max_cost=4.0, cost=0.5))
+            connection.execute(batches.update().where(batches.c.id == budgeted).values(max_cost=4.0, cost=0.5))
         with database.write() as connection:
             claimed = job_sql.claim_jobs(connection, group="chat", limit=20, worker_id="w", now=time.time(),
                                          postgres=not database.is_sqlite, input_price=1.0, output_price=0.0)
         # 0.5 + 3 x 1.0 = 3.5 < 4.0, so a fourth may start; a fifth may not.
-        assert sorted(j.custom_id for j in claimed if j.batch_id == "batch_t") == ["b-0", "b-1", "b-2", "b-3"]
+        assert sorted(j.custom_id for j in claimed if j.batch_id == budgeted) == ["b-0", "b-1", "b-2", "b-3"]
         assert sum(j.batch_id == "no_budget" for j in claimed) == 3
         with database.read() as connection:
             queued = connection.execute(
