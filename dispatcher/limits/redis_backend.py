@@ -43,8 +43,9 @@ for i = 1, candidates do
   local times = {}
   while #times < count and send <= now + horizon do
     times[#times + 1] = string.format('%.6f', send)
-    r = send + ri
-    t = send + tokens * ti
+    -- an unlimited dimension keeps its time, or it would pin the schedule against refunds
+    if ri > 0 then r = send + ri end
+    if ti > 0 then t = send + tokens * ti end
     send = math.max(r, t, now)
   end
   if #times > 0 then

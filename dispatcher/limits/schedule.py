@@ -35,8 +35,12 @@ def plan(
     send = start
     while len(times) < count and send <= now + horizon:
         times.append(send)
-        state.r = send + request_interval
-        state.t = send + tokens * token_interval
+        # A dimension without a limit keeps its old time: were it set to `send`, it would pin
+        # the schedule there and a refund of the limited dimension could never take effect.
+        if request_interval:
+            state.r = send + request_interval
+        if token_interval:
+            state.t = send + tokens * token_interval
         send = max(state.r, state.t, now)
     return times, send
 

@@ -160,3 +160,21 @@ def test_a_thousand_concurrent_bookings_wait_for_a_connection_instead_of_failing
 
     results = run(scenario())
     assert all(isinstance(r, Reservation) and len(r.send_times) == 1 for r in results)
+
+
+def test_given_back_reservations_of_an_rpm_only_limit_free_the_schedule(make_backend):
+    """A limit without tpm must not let its (unlimited) token side pin the schedule."""
+    backend = make_backend()
+    limit = spec("rpm-only", rpm=600)  # one every 0.1 s
+
+    async def scenario():
+        first = await backend.reserve([limit], 64, 100, 5.0)
+        await backend.adjust([(limit, -1, -100)] * len(first.send_times), 0.5)
+        again = await backend.reserve([limit], 64, 100, 5.0)
+        await backend.aclose()
+        return first, again
+
+    first, again = run(scenario())
+    assert len(first.send_times) >= 49
+    # Given back down to the lookahead (0.5 s): about 45 of the next 5 s are free again.
+    assert len(again.send_times) >= 44
