@@ -48,8 +48,9 @@ def test_two_worker_processes_share_one_deployment_limit(
         models = run_cli("-c", str(config), "models", "--json")
     claimed = fleet.claimed_per_worker()
     assert_limit_held(provider, jobs)
-    # Close to the limit: 200 jobs at 20/s take 10 s; allow for start-up and the 3% headroom.
-    assert elapsed < 10 / 0.97 + 4
+    # Close to the limit: 200 jobs at 20/s take 10 s; allow for the 3% headroom and for the
+    # CLI's and workers' start-up on a loaded 2-core machine.
+    assert elapsed < 10 / 0.97 + 6, elapsed
     row = json.loads(models.stdout)[0]
     assert row["rpm"] == RPM and row["requests_this_minute"] > 0
     assert len(claimed) == 2 and sum(claimed) == jobs
