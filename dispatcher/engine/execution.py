@@ -175,20 +175,8 @@ class JobRunner:
             error_message=message,
             request_id=error.request_id,
         )
-        if error.deployment_specific and job.retries < self._group_sizes.get(job.model_group, 1) - 1:
-            # A bad key or model name of this deployment: admission cools it down at once, so
-            # the next try goes to another deployment of the group.
-            log.info("job %s: %s on %s; trying another deployment of %s", job.id, error.code,
-                     deployment.id, job.model_group)
-            return Outcome(
-                job=job, status=JobStatus.QUEUED, finished_at=now, attempt=attempt,
-                error_code=error.code, error_message=message, not_before=now,
-                retries=job.retries + 1, groups_tried=job.groups_tried,
-            )
-        allowed = self._retry.retries_allowed(job.model_group, error)
-        if job.retries < allowed:
-            delay = self._retry.delay(error, job.retries)
-            log.debug("job %s: %s; retry %d/%d in %.2fs", job.id, error.code, job.retries + 1, allowed, delay)
+        delay = self._retry_delay(job, deployment, error)
+        if delay is not None:
             return Outcome(
                 job=job,
                 status=JobStatus.QUEUED,
@@ -209,6 +197,21 @@ class JobRunner:
             outcome.deployment_id = deployment.id
             outcome.latency_ms = latency_ms
         return outcome
+
+    def _retry_delay(self, job: ClaimedJob, deployment: Deployment, error: pe.ProviderError) -> float | None:
+        """Seconds until the job is tried again in its group, or None when its retries are spent."""
+        if error.deployment_specific and job.retries < self._group_sizes.get(job.model_group, 1) - 1:
+            # A bad key or model name of this deployment: admission cools it down at once, so
+            # the next try (right away) goes to another deployment of the group.
+            log.info("job %s: %s on %s; trying another deployment of %s", job.id, error.code,
+                     deployment.id, job.model_group)
+            return 0.0
+        allowed = self._retry.retries_allowed(job.model_group, error)
+        if job.retries >= allowed:
+            return None
+        delay = self._retry.delay(error, job.retries)
+        log.debug("job %s: %s; retry %d/%d in %.2fs", job.id, error.code, job.retries + 1, allowed, delay)
+        return delay
 
     def fall_back(self, job: ClaimedJob, error: pe.ProviderError | None, message: str) -> Outcome:
         """Move the job to its next fallback group, or fail it naming every group tried.
