@@ -30,7 +30,7 @@ from dispatcher.client.export import (
     output_line,
     write_results,
 )
-from dispatcher.client.submit import SubmitOptions, SubmitResult, submit
+from dispatcher.client.submit import SubmitOptions, SubmitResult, default_group, submit
 from dispatcher.config.loader import apply_env_overrides, load_config
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.deployments import Deployments, build_deployments
@@ -289,7 +289,7 @@ class Client:
         """
         body = {"messages": [{"role": "user", "content": request}]} if isinstance(request, str) else dict(request)
         groups = self.deployments.groups
-        if not (model or body.get("model") or self.settings.default_model or len(groups) == 1):
+        if not (body.get("model") or default_group(model, self.settings.default_model, groups)):
             raise UsageError(
                 f"which model group? pass --model (model=...) or set dispatcher_settings.default_model; "
                 f"the config defines: {', '.join(sorted(groups))}"

@@ -63,6 +63,12 @@ class SubmitResult:
     problems: list[Problem] = field(default_factory=list)
 
 
+def default_group(model: str | None, default_model: str | None, groups: list[str]) -> str | None:
+    """The model group of a request that names none: --model, else the configured default,
+    else the only group of a config that has one."""
+    return model or default_model or (groups[0] if len(groups) == 1 else None)
+
+
 def new_batch_id() -> str:
     return "batch_" + uuid.uuid4().hex[:24]
 
@@ -85,11 +91,10 @@ def submit(
         if existing is not None:
             return SubmitResult(existing.id, existing.total, 0, {}, existing=True)
 
-    _window_seconds(options.completion_window or settings.completion_window)  # fail before reading
+    window_s = _window_seconds(options.completion_window or settings.completion_window)  # before reading
     validator = LineValidator(
         known_groups=groups,
-        # A config with one model group needs no model on the lines.
-        default_group=options.model or settings.default_model or (groups[0] if len(groups) == 1 else None),
+        default_group=default_group(options.model, settings.default_model, groups),
         default_max_tokens=settings.default_max_tokens,
     )
     with tempfile.TemporaryFile(prefix="llmd-spool-") as spool:
@@ -100,7 +105,7 @@ def submit(
             raise InputError(f"{describe(source) or 'the input'} holds no requests")
         check_services()
         spool.seek(0)
-        batch_id = _store(spool, counts, options, config, database, source, notify, validator)
+        batch_id = _store(spool, counts, options, config, database, source, notify, validator, window_s)
     log.info("batch %s: %d requests stored (%d invalid)", batch_id, counts.total, counts.invalid)
     return SubmitResult(
         batch_id, counts.total, counts.invalid, counts.groups, problems=counts.problems
@@ -165,13 +170,13 @@ def _window_seconds(window: str) -> float:
 
 def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherConfig,
            database: Database, source: Source, notify: Callable[[dict[str, int]], None],
-           validator: LineValidator) -> str:
+           validator: LineValidator, window_s: float) -> str:
     settings = config.dispatcher_settings
     now = time.time()
     batch_id = new_batch_id()
     priority = options.priority if options.priority is not None else settings.default_priority
     window = options.completion_window or settings.completion_window
-    expires_at = max(now, options.not_before or 0.0) + _window_seconds(window)
+    expires_at = max(now, options.not_before or 0.0) + window_s
     with database.write() as connection:
         batch_sql.insert_batch(
             connection,
