@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from dispatcher.config.schema import DispatcherConfig
-from dispatcher.config.secrets import Secret
+from dispatcher.config.secrets import MissingSecretError, Secret
 from dispatcher.errors import ConfigError
 from dispatcher.providers.registry import PROVIDERS, provider_spec
 
@@ -68,15 +67,16 @@ def _looks_secret(header_name: str) -> bool:
 def _from_environment(value: str | None, where: str) -> str | None:
     """``os.environ/NAME`` (LiteLLM's form) read now; other values as they are.
 
-    Keys are read at call time instead (see Secret): they are secrets and may rotate.
+    Keys are read at call time instead (Secret.resolve at each call): they may rotate.
     """
-    if not value or not value.startswith("os.environ/"):
+    if not value:
         return value
-    name = value.removeprefix("os.environ/")
-    resolved = os.environ.get(name)
-    if not resolved:
-        raise ConfigError(f"{where}: environment variable {name} is not set")
-    return resolved
+    try:
+        return Secret(value, where, sensitive=False).resolve()
+    except MissingSecretError as missing:
+        raise ConfigError(f"{where}: environment variable {missing.name} is not set") from None
+    except ValueError as exc:  # "os.environ/" without a name
+        raise ConfigError(str(exc)) from None
 
 
 def build_deployments(config: DispatcherConfig) -> Deployments:
