@@ -155,12 +155,12 @@ class Admission:
         for deployment, n in self._split(members, count, tokens):
             ordered = self._strategy.order(members, self._stats)
             ordered = [deployment] + [d for d in ordered if d is not deployment]
-            result = None
+            result: list[Grant] | Blocked | None = None
             if wait_s > self.horizon:
-                result = await self._reserve([deployment], n, tokens, wait_s)
-                ordered = ordered[1:] if isinstance(result, Blocked) else ordered
-            if result is None or isinstance(result, Blocked):
-                result = await self._reserve(ordered, n, tokens) if ordered else result
+                result = await self._reserve(ordered[:1], n, tokens, wait_s)
+                ordered = ordered[1:]  # no room within wait_s: the others, at the usual horizon
+            if (result is None or isinstance(result, Blocked)) and ordered:
+                result = await self._reserve(ordered, n, tokens)
             if isinstance(result, Blocked):  # every candidate is full: so are later shares
                 return grants or result
             room = self._room(result[0].deployment) if result else 0

@@ -151,8 +151,9 @@ def claim_jobs(
     return claimed
 
 
-# Batches known to have no max_cost (so claims need not look them up again), oldest first.
-_UNBUDGETED: dict[str, bool] = {}
+# Batches known to have no max_cost (so claims need not look them up again), oldest first
+# (a dict used as an insertion-ordered set).
+_UNBUDGETED: dict[str, None] = {}
 _UNBUDGETED_MAX = 10_000
 
 
@@ -165,7 +166,7 @@ def _within_budgets(connection: Connection, claimed: list[ClaimedJob]) -> list[C
     from dispatcher.store.tables import batches
 
     batch_ids = {job.batch_id for job in claimed}
-    maybe_budgeted = [b for b in batch_ids if _UNBUDGETED.get(b) is None]
+    maybe_budgeted = [b for b in batch_ids if b not in _UNBUDGETED]
     if not maybe_budgeted:
         return claimed
     budgets = {
@@ -181,7 +182,7 @@ def _within_budgets(connection: Connection, claimed: list[ClaimedJob]) -> list[C
         if batch_id not in budgets:
             if len(_UNBUDGETED) >= _UNBUDGETED_MAX:
                 _UNBUDGETED.pop(next(iter(_UNBUDGETED)))
-            _UNBUDGETED[batch_id] = True
+            _UNBUDGETED[batch_id] = None
     if not budgets:
         return claimed
     mine = {job.id for job in claimed}
