@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.config.schema import DispatcherConfig
-from dispatcher.config.secrets import MissingSecretError, Secret
+from dispatcher.config import urls
+from dispatcher.config.schema import DeploymentConfig, DispatcherConfig
+from dispatcher.config.secrets import ENV_PREFIX, Secret
 from dispatcher.errors import ConfigError
-from dispatcher.providers.registry import PROVIDERS, provider_spec
+from dispatcher.providers.registry import NOT_YET_SUPPORTED_HINTS, PROVIDERS, provider_spec
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,76 +64,135 @@ def _looks_secret(header_name: str) -> bool:
     return any(word in lowered for word in ("key", "auth", "token", "secret"))
 
 
-def _from_environment(value: str | None, where: str) -> str | None:
-    """``os.environ/NAME`` (LiteLLM's form) read now; other values as they are.
+class DeploymentProblem(ValueError):
+    """A model_list entry that cannot be served; ``where`` is its key path."""
+
+    def __init__(self, where: str, message: str, *, unsupported_provider: bool = False):
+        super().__init__(f"{where}: {message}")
+        self.where = where
+        self.unsupported_provider = unsupported_provider
+
+
+def _api_base(value: str | None, where: str) -> str | None:
+    """``api_base`` checked as a URL; ``os.environ/NAME`` (LiteLLM's form) is read now.
 
     Keys are read at call time instead (Secret.resolve at each call): they may rotate.
     """
     if not value:
-        return value
+        return None
     try:
-        return Secret(value, where, sensitive=False).resolve()
-    except MissingSecretError as missing:
-        raise ConfigError(f"{where}: environment variable {missing.name} is not set") from None
-    except ValueError as exc:  # "os.environ/" without a name
-        raise ConfigError(str(exc)) from None
+        return urls.http_base_url(urls.from_environment(value))
+    except ValueError as exc:
+        source = f" (from {value})" if value.startswith(ENV_PREFIX) else ""
+        raise DeploymentProblem(where, f"{exc}{source}") from None
+
+
+def _unsupported(provider: str, where: str) -> DeploymentProblem:
+    hint = NOT_YET_SUPPORTED_HINTS.get(provider) or (
+        "any OpenAI-compatible endpoint works as openai/<model> with its api_base"
+    )
+    return DeploymentProblem(
+        f"{where}.model", f"provider '{provider}' is not supported yet; {hint}", unsupported_provider=True
+    )
+
+
+def supported_prefixes_note(problems: list[DeploymentProblem]) -> str:
+    """A closing line listing the supported prefixes, when some problem is an unsupported one."""
+    if not any(problem.unsupported_provider for problem in problems):
+        return ""
+    return f"\n  (supported provider prefixes: {', '.join(sorted(PROVIDERS))})"
+
+
+def build_deployment(entry: DeploymentConfig, index: int, default_timeout: float, deployment_id: str) -> Deployment:
+    """One model_list entry as a Deployment; DeploymentProblem says why it cannot be served."""
+    params = entry.litellm_params
+    where = f"model_list[{index}].litellm_params"
+    if "*" in entry.model_name or "*" in params.model:
+        raise DeploymentProblem(
+            f"model_list[{index}]",
+            f"wildcard routing (model_name '{entry.model_name}', model '{params.model}') is not "
+            "supported; add one entry per model",
+        )
+    spec = provider_spec(params.provider)
+    if spec is None:
+        raise _unsupported(params.provider, where)
+    if not params.provider_model:
+        raise DeploymentProblem(f"{where}.model", f"'{params.model}' names no model after the provider prefix")
+    api_base = _api_base(params.api_base, f"{where}.api_base") or spec.default_api_base
+    if spec.adapter == "openai" and not api_base:
+        raise DeploymentProblem(f"{where}.api_base", f"required for provider '{params.provider}'")
+    api_key = None
+    if params.api_key:
+        api_key = Secret(params.api_key, f"{where}.api_key")
+    elif spec.key_env and not params.api_base:
+        api_key = Secret(f"os.environ/{spec.key_env}", f"{where}.api_key (default)")
+    return Deployment(
+        id=deployment_id,
+        group=entry.model_name,
+        provider=params.provider,
+        adapter=spec.adapter,
+        provider_model=params.provider_model,
+        api_base=api_base.rstrip("/") if api_base else None,
+        api_key=api_key,
+        rpm=params.rpm,
+        tpm=params.tpm,
+        weight=params.weight,
+        timeout=params.timeout or default_timeout,
+        max_parallel_requests=params.max_parallel_requests,
+        input_cost_per_token=params.input_cost_per_token,
+        output_cost_per_token=params.output_cost_per_token,
+        limit_key=params.limit_group or deployment_id,
+        tpm_counts=params.tpm_counts,
+        max_budget=params.max_budget,
+        budget_duration=params.budget_duration or ("30d" if params.max_budget else None),
+        body_defaults=params.body_defaults(),
+        extra_headers={
+            name: Secret(value, f"{where}.extra_headers.{name}", _looks_secret(name))
+            for name, value in (params.extra_headers or {}).items()
+        },
+        mock_latency_ms=params.mock_latency_ms,
+        mock_latency_jitter_ms=params.mock_latency_jitter_ms,
+        mock_response=params.mock_response,
+    )
+
+
+def deployment_problems(config: DispatcherConfig) -> dict[int, DeploymentProblem]:
+    """model_list index -> why that entry cannot be served, for every entry that cannot."""
+    problems: dict[int, DeploymentProblem] = {}
+    for index, entry in enumerate(config.model_list):
+        try:
+            build_deployment(entry, index, config.router_settings.timeout, f"#{index}")
+        except DeploymentProblem as problem:
+            problems[index] = problem
+    return problems
 
 
 def build_deployments(config: DispatcherConfig) -> Deployments:
-    """Resolve every model_list entry; ConfigError names the entry that cannot be served."""
+    """Every model_list entry as a Deployment; ConfigError lists every entry that cannot be served.
+
+    ``parse_config`` has already dropped (with a warning) the entries that cannot be served, so
+    a config from the loader builds whole.
+    """
     by_id: dict[str, Deployment] = {}
     by_group: dict[str, list[Deployment]] = {}
-    default_timeout = config.router_settings.timeout
+    problems: list[str] = []
+    unbuildable: list[DeploymentProblem] = []
     for index, entry in enumerate(config.model_list):
-        params = entry.litellm_params
-        where = f"model_list[{index}].litellm_params"
-        spec = provider_spec(params.provider)
-        if spec is None:
-            raise ConfigError(
-                f"{where}.model: provider '{params.provider}' is not supported; "
-                f"supported prefixes: {', '.join(sorted(PROVIDERS))} "
-                "(any OpenAI-compatible endpoint works as openai/<model> with api_base)"
-            )
-        api_base = _from_environment(params.api_base, f"{where}.api_base") or spec.default_api_base
-        if spec.adapter == "openai" and not api_base:
-            raise ConfigError(f"{where}.api_base: required for provider '{params.provider}'")
-        api_key = None
-        if params.api_key:
-            api_key = Secret(params.api_key, f"{where}.api_key")
-        elif spec.key_env and not params.api_base:
-            api_key = Secret(f"os.environ/{spec.key_env}", f"{where}.api_key (default)")
         group_members = by_group.setdefault(entry.model_name, [])
         deployment_id = entry.model_info.id or f"{entry.model_name}#{len(group_members)}"
         if deployment_id in by_id:
-            raise ConfigError(f"model_list[{index}]: deployment id '{deployment_id}' is used twice")
-        deployment = Deployment(
-            id=deployment_id,
-            group=entry.model_name,
-            provider=params.provider,
-            adapter=spec.adapter,
-            provider_model=params.provider_model,
-            api_base=api_base.rstrip("/") if api_base else None,
-            api_key=api_key,
-            rpm=params.rpm,
-            tpm=params.tpm,
-            weight=params.weight,
-            timeout=params.timeout or default_timeout,
-            max_parallel_requests=params.max_parallel_requests,
-            input_cost_per_token=params.input_cost_per_token,
-            output_cost_per_token=params.output_cost_per_token,
-            limit_key=params.limit_group or deployment_id,
-            tpm_counts=params.tpm_counts,
-            max_budget=params.max_budget,
-            budget_duration=params.budget_duration or ("30d" if params.max_budget else None),
-            body_defaults=params.body_defaults(),
-            extra_headers={
-                name: Secret(value, f"{where}.extra_headers.{name}", _looks_secret(name))
-                for name, value in (params.extra_headers or {}).items()
-            },
-            mock_latency_ms=params.mock_latency_ms,
-            mock_latency_jitter_ms=params.mock_latency_jitter_ms,
-            mock_response=params.mock_response,
-        )
+            problems.append(f"model_list[{index}]: deployment id '{deployment_id}' is used twice")
+            continue
+        try:
+            deployment = build_deployment(entry, index, config.router_settings.timeout, deployment_id)
+        except DeploymentProblem as problem:
+            problems.append(str(problem))
+            unbuildable.append(problem)
+            continue
         by_id[deployment_id] = deployment
         group_members.append(deployment)
-    return Deployments(by_id=by_id, by_group=by_group)
+    if problems:
+        raise ConfigError(
+            "model_list cannot be served:\n  " + "\n  ".join(problems) + supported_prefixes_note(unbuildable)
+        )
+    return Deployments(by_id=by_id, by_group={g: m for g, m in by_group.items() if m})

@@ -46,8 +46,12 @@ def price_table() -> dict[str, Price]:
     return table
 
 
-# Dated snapshots ("gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022") cost what their family does.
-_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
+# Dated snapshots cost what their family does: "gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022",
+# and OpenAI's older month-day form "gpt-3.5-turbo-0125", "gpt-4-0613". Snapshots priced apart
+# from their family ("gpt-3.5-turbo-1106", "gpt-4o-2024-05-13") have their own table entry,
+# which the exact name finds first. A family is only ever the name minus its suffix, so a
+# suffix never lends a price to another family ("gpt-4-0613" is gpt-4, never gpt-4-turbo).
+_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
 
 
 def price_for(deployment: Deployment) -> Price | None:

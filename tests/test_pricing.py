@@ -91,3 +91,31 @@ def test_table_cached_price_applies():
     usage = Usage(prompt_tokens=100, completion_tokens=0, total_tokens=100, cached_tokens=100)
     assert price.cost(usage) == pytest.approx(100 * price.cached_input_per_token)
     assert price.cost(usage) < Price(price.input_per_token, price.output_per_token).cost(usage)
+
+
+@pytest.mark.parametrize("model, family", [
+    ("gpt-3.5-turbo-0125", "gpt-3.5-turbo"),
+    ("gpt-4-0613", "gpt-4"),
+    ("gpt-4-0314", "gpt-4"),
+    ("gpt-4-32k-0613", "gpt-4-32k"),
+    ("gpt-3.5-turbo-16k-0613", "gpt-3.5-turbo-16k"),
+])
+def test_month_day_snapshot_costs_its_own_family(model, family):
+    assert table_price("openai", model) == price_table()[family]
+
+
+def test_snapshots_priced_apart_from_their_family_keep_their_price():
+    # gpt-3.5-turbo-1106 costs twice gpt-3.5-turbo's input price; gpt-4o's first snapshot twice gpt-4o's.
+    assert table_price("openai", "gpt-3.5-turbo-1106") == Price(1e-6, 2e-6)
+    assert table_price("openai", "gpt-4o-2024-05-13") == Price(5e-6, 1.5e-5)
+    assert table_price("openai", "gpt-4-1106-preview") == price_table()["gpt-4-turbo"]
+
+
+def test_a_suffix_never_lends_another_family_its_price():
+    assert table_price("openai", "gpt-4-0613") != price_table()["gpt-4-turbo"]
+    assert table_price("mistral", "mistral-small-2503") is None  # not mistral-small-latest
+    assert table_price("openai", "my-model-0613") is None
+
+
+def test_bare_model_name_in_config_is_priced_as_openai():
+    assert price_for(_deployment("gpt-3.5-turbo-0125")) == price_table()["gpt-3.5-turbo"]

@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import ValidationError
 
+from dispatcher.config import urls
 from dispatcher.config.builtin import BUILTIN_CONFIG
+from dispatcher.config.litellm_compat import adopt_litellm_sections
 from dispatcher.config.schema import DispatcherConfig, LiteLLMParams
+from dispatcher.config.servable import keep_servable
+from dispatcher.config.yaml_safe import load_bounded_yaml
 from dispatcher.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -47,66 +51,51 @@ def find_config_file(explicit: str | os.PathLike | None) -> Path | None:
 def load_config(explicit: str | os.PathLike | None = None) -> tuple[DispatcherConfig, Path | None]:
     """Read and validate the configuration; returns it with the file it came from."""
     path = find_config_file(explicit)
-    raw = _read_yaml(path) if path else yaml.safe_load(BUILTIN_CONFIG)
+    raw = _read_yaml(path) if path else load_bounded_yaml(BUILTIN_CONFIG, "built-in default")
     config = parse_config(raw, source=str(path) if path else "built-in default")
     return apply_env_overrides(config), path
 
 
 def parse_config(raw: Any, source: str = "config") -> DispatcherConfig:
-    """Validate a parsed YAML document; ConfigError names every bad key path."""
+    """Validate a parsed YAML document; ConfigError names every bad key path at once.
+
+    Entries that cannot be served are dropped with a warning (config.servable), so the
+    result builds into deployments whole.
+    """
     if raw is None:
         raise ConfigError(f"{source}: the file is empty; it needs at least a model_list")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
-    raw = _adopt_litellm_sections(raw, source)
+    raw, problems = adopt_litellm_sections(raw, source)
+    lines = [f"  {problem}" for problem in problems]
+    config = None
     try:
         config = DispatcherConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source} is invalid:\n" + format_validation_error(exc)) from None
-    for index, entry in enumerate(config.model_list):
-        ignored = entry.litellm_params.ignored_keys()
-        if ignored:
-            log.warning("%s: model_list[%d].litellm_params: %s not used by llm-dispatcher (not sent "
-                        "to the provider)", source, index, ", ".join(ignored))
+        lines.append(format_validation_error(exc))
+    if lines or config is None:
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
+    config = keep_servable(config, source)
+    _warn_ignored_params(config, source)
     unused = sorted(set(config.router_settings.model_extra or {}))
     if unused:
         log.warning("%s: router_settings: %s not used by llm-dispatcher", source, ", ".join(unused))
     return config
 
 
-# litellm_settings keys that mean the same as a router_settings key here.
-_LITELLM_SETTINGS_TO_ROUTER = {"num_retries": "num_retries", "request_timeout": "timeout"}
+def _warn_ignored_params(config: DispatcherConfig, source: str) -> None:
+    """One warning per set of ignored litellm_params keys, naming the entries that have it."""
+    entries_by_keys: dict[tuple[str, ...], list[str]] = {}
+    for entry in config.model_list:
+        ignored = tuple(entry.litellm_params.ignored_keys())
+        if ignored:
+            entries_by_keys.setdefault(ignored, []).append(entry.model_info.id or entry.model_name)
+    for keys, entries in entries_by_keys.items():
+        log.warning("%s: litellm_params %s of %s: not used by llm-dispatcher (not sent to the "
+                    "provider)", source, ", ".join(keys), ", ".join(entries))
 
 
-def _adopt_litellm_sections(raw: dict, source: str) -> dict:
-    """Take what LiteLLM proxy sections say that applies here; say what is ignored.
-
-    ``environment_variables`` are set for this process (the real environment wins), as the
-    LiteLLM proxy does, so ``os.environ/NAME`` references to them resolve; ``litellm_settings``
-    ``num_retries``/``request_timeout`` apply unless ``router_settings`` sets them.
-    """
-    variables = raw.get("environment_variables") or {}
-    if isinstance(variables, dict):
-        for name, value in variables.items():
-            if value is not None:
-                os.environ.setdefault(str(name), str(value))
-    settings = raw.get("litellm_settings") or {}
-    if isinstance(settings, dict):
-        router = dict(raw.get("router_settings") or {})
-        for key, router_key in _LITELLM_SETTINGS_TO_ROUTER.items():
-            if key in settings and router_key not in router:
-                router[router_key] = settings[key]
-        if router:
-            raw = {**raw, "router_settings": router}
-        unused = sorted(set(settings) - set(_LITELLM_SETTINGS_TO_ROUTER))
-        if unused:
-            log.warning("%s: litellm_settings: %s not used by llm-dispatcher", source, ", ".join(unused))
-    if raw.get("general_settings"):
-        log.info("%s: section 'general_settings' is LiteLLM proxy configuration and is ignored", source)
-    return raw
-
-
-def format_validation_error(exc: ValidationError, limit: int = 10) -> str:
+def format_validation_error(exc: ValidationError, limit: int = 50) -> str:
     """One line per problem: ``key.path[0].name: what is wrong``."""
     lines = []
     for error in exc.errors()[:limit]:
@@ -141,7 +130,7 @@ def _format_loc(loc: tuple) -> str:
 def _read_yaml(path: Path) -> Any:
     try:
         with path.open("r", encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+            return load_bounded_yaml(handle, str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -149,18 +138,32 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
 
 
 def apply_env_overrides(config: DispatcherConfig) -> DispatcherConfig:
-    """Environment variables win over the file for where state lives."""
+    """Environment variables win over the file for where state lives.
+
+    Their values are checked like the file's (``os.environ/NAME`` resolved too); a bad one is
+    a ConfigError naming the variable.
+    """
     settings = config.dispatcher_settings
     updates: dict[str, Any] = {}
     if os.environ.get(REDIS_URL_ENV) is not None:
-        updates["redis_url"] = os.environ[REDIS_URL_ENV] or None
+        value = os.environ[REDIS_URL_ENV].strip()
+        updates["redis_url"] = _checked(REDIS_URL_ENV, value, urls.redis_url) if value else None
     if os.environ.get(DATABASE_URL_ENV):
-        updates["database_url"] = os.environ[DATABASE_URL_ENV]
+        updates["database_url"] = _checked(DATABASE_URL_ENV, os.environ[DATABASE_URL_ENV], urls.database_url)
     if not updates:
         return config
     return config.model_copy(
         update={"dispatcher_settings": settings.model_copy(update=updates)}
     )
+
+
+def _checked(variable: str, value: str, check: Callable[[str], str]) -> str:
+    try:
+        return check(urls.from_environment(value))
+    except ValueError as exc:
+        raise ConfigError(f"${variable}: {exc}") from None

@@ -12,6 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dispatcher.config import urls
+from dispatcher.config.body_defaults import BODY_PARAMETERS, body_default_problems
+from dispatcher.providers.registry import split_model
+
 RoutingStrategyName = Literal[
     "simple-shuffle",
     "least-busy",
@@ -20,14 +24,6 @@ RoutingStrategyName = Literal[
     "usage-based-routing",
     "usage-based-routing-v2",
 ]
-
-# OpenAI chat-completion parameters a deployment may set as defaults for its requests.
-BODY_PARAMETERS = frozenset({
-    "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
-    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "user",
-    "seed", "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort",
-    "service_tier", "metadata", "store", "modalities", "verbosity", "prediction",
-})
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -39,7 +35,10 @@ class LiteLLMParams(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(description="'<provider>/<provider model name>', e.g. openai/gpt-4o-mini")
+    model: str = Field(
+        min_length=1,
+        description="'<provider>/<provider model name>', e.g. openai/gpt-4o-mini; a bare name is OpenAI's",
+    )
     api_base: str | None = None
     api_key: str | None = Field(default=None, description="literal key or os.environ/NAME")
     rpm: PositiveInt | None = None
@@ -68,23 +67,20 @@ class LiteLLMParams(BaseModel):
     def _budget_duration_is_a_duration(cls, value: str | None) -> str | None:
         return _duration(value) if value is not None else None
 
-    @field_validator("model")
-    @classmethod
-    def _has_provider_prefix(cls, value: str) -> str:
-        if "/" not in value or value.startswith("/") or value.endswith("/"):
-            raise ValueError(
-                f"'{value}' has no provider prefix; write '<provider>/<model>', "
-                "for example openai/gpt-4o-mini or mock/echo"
-            )
-        return value
+    @model_validator(mode="after")
+    def _body_defaults_are_plain_json(self) -> "LiteLLMParams":
+        problems = body_default_problems(self.model_extra or {})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def provider(self) -> str:
-        return self.model.split("/", 1)[0]
+        return split_model(self.model)[0]
 
     @property
     def provider_model(self) -> str:
-        return self.model.split("/", 1)[1]
+        return split_model(self.model)[1]
 
     def body_defaults(self) -> dict[str, Any]:
         """Chat-completion parameters set in litellm_params (temperature...): request defaults.
@@ -209,6 +205,11 @@ class WorkerSettings(BaseModel):
     poll_interval: PositiveFloat = Field(
         default=2.0, description="idle workers look for work this often (seconds)"
     )
+    max_worker_deaths: PositiveInt = Field(
+        default=3,
+        description="a job that was running in this many workers that died (crash, OOM, kill) "
+        "fails as worker_died instead of being retried",
+    )
     shutdown_grace: NonNegativeFloat = Field(
         default=30.0, description="seconds in-flight calls may finish after SIGTERM"
     )
@@ -288,6 +289,18 @@ class DispatcherSettings(BaseModel):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_usable(cls, value: str) -> str:
+        return urls.database_url(urls.from_environment(value))
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_usable(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return urls.redis_url(urls.from_environment(value))
+
     @field_validator("completion_window")
     @classmethod
     def _window_is_a_duration(cls, value: str) -> str:
@@ -296,7 +309,6 @@ class DispatcherSettings(BaseModel):
         return value.strip()
 
 
-# LiteLLM proxy sections we accept so that existing files load, but do not use.
 class DispatcherConfig(BaseModel):
     """The whole configuration file."""
 
@@ -305,40 +317,17 @@ class DispatcherConfig(BaseModel):
     model_list: list[DeploymentConfig] = Field(min_length=1)
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
     dispatcher_settings: DispatcherSettings = Field(default_factory=DispatcherSettings)
+    # LiteLLM proxy sections: what applies here is adopted by config.litellm_compat.
     litellm_settings: dict[str, Any] | None = None
     general_settings: dict[str, Any] | None = None
     environment_variables: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _references_are_known_groups(self) -> "DispatcherConfig":
-        groups = {d.model_name for d in self.model_list}
-        router = self.router_settings
-        problems: list[str] = []  # all of them at once, one per line
-
-        def check(name: str, where: str) -> None:
-            if name not in groups:
-                problems.append(
-                    f"{where} names model group '{name}', which no model_list entry defines "
-                    f"(known groups: {', '.join(sorted(groups))})"
-                )
-
-        for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
-            for i, mapping in enumerate(getattr(router, key)):
-                for source, targets in mapping.items():
-                    check(source, f"router_settings.{key}[{i}]")
-                    for target in targets:
-                        check(target, f"router_settings.{key}[{i}].{source}")
-        for target in router.default_fallbacks:
-            check(target, "router_settings.default_fallbacks")
-        for group in router.model_group_retry_policy:
-            check(group, "router_settings.model_group_retry_policy")
-        default_model = self.dispatcher_settings.default_model
-        if default_model is not None:
-            check(default_model, "dispatcher_settings.default_model")
+    def _deployment_ids_are_unique(self) -> "DispatcherConfig":
+        # Settings naming model groups are checked by config.group_references, once the
+        # entries that cannot be served are known.
         ids = [d.model_info.id for d in self.model_list if d.model_info.id]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
-            problems.append(f"model_info.id must be unique; repeated: {', '.join(duplicates)}")
-        if problems:
-            raise ValueError("\n  ".join(problems))
+            raise ValueError(f"model_info.id must be unique; repeated: {', '.join(duplicates)}")
         return self

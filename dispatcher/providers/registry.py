@@ -37,3 +37,29 @@ PROVIDERS: dict[str, ProviderSpec] = {
 
 def provider_spec(name: str) -> ProviderSpec | None:
     return PROVIDERS.get(name)
+
+
+# Providers LiteLLM reads a bare model name as (``claude-3-5-haiku`` is Anthropic's); any other
+# bare name is OpenAI's, as in LiteLLM (``gpt-4o-mini``, ``o3``, ``gpt-3.5-turbo-1106``).
+_BARE_NAME_PROVIDERS = {"claude-": "anthropic", "gemini-": "gemini", "command-": "cohere"}
+
+# Providers with their own protocol (no adapter yet), and what to write instead when the
+# endpoint also speaks OpenAI's protocol.
+NOT_YET_SUPPORTED_HINTS = {
+    "ollama": "Ollama also serves the OpenAI protocol: model: openai/<model> with "
+              "api_base: http://localhost:11434/v1",
+    "ollama_chat": "Ollama also serves the OpenAI protocol: model: openai/<model> with "
+                   "api_base: http://localhost:11434/v1",
+    "vllm": "a vLLM server speaks the OpenAI protocol: hosted_vllm/<model> with its api_base",
+}
+
+
+def split_model(model: str) -> tuple[str, str]:
+    """``litellm_params.model`` as (provider prefix, the provider's model name)."""
+    if "/" in model:
+        provider, name = model.split("/", 1)
+        return provider, name
+    for prefix, provider in _BARE_NAME_PROVIDERS.items():
+        if model.startswith(prefix):
+            return provider, model
+    return "openai", model

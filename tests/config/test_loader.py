@@ -137,10 +137,10 @@ def test_missing_required_key():
     assert "model_list[0].litellm_params.model: required key is missing" in message
 
 
-def test_model_without_provider_prefix():
-    message = _error(_config(_entry(model="gpt-4o")))
-    assert "model_list[0].litellm_params.model" in message
-    assert "no provider prefix" in message
+def test_bare_model_name_is_openai_as_in_litellm():
+    [deployment] = build_deployments(parse_config(_config(_entry(model="gpt-3.5-turbo")))).by_id.values()
+    assert (deployment.provider, deployment.provider_model) == ("openai", "gpt-3.5-turbo")
+    assert deployment.api_base == "https://api.openai.com/v1"
 
 
 def test_empty_model_list():
@@ -366,10 +366,9 @@ def test_environment_variables_section_feeds_os_environ_references(monkeypatch):
 
 def test_api_base_from_an_unset_variable_names_the_key(monkeypatch):
     monkeypatch.delenv("LLMD_TEST_UNSET_BASE", raising=False)
-    config = parse_config(_config(_entry(api_base="os.environ/LLMD_TEST_UNSET_BASE")))
     with pytest.raises(ConfigError, match=r"model_list\[0\]\.litellm_params\.api_base: environment "
                                           "variable LLMD_TEST_UNSET_BASE is not set"):
-        build_deployments(config)
+        parse_config(_config(_entry(api_base="os.environ/LLMD_TEST_UNSET_BASE")))
 
 
 def test_litellm_settings_retries_and_timeout_apply_unless_router_settings_set_them():
@@ -380,8 +379,18 @@ def test_litellm_settings_retries_and_timeout_apply_unless_router_settings_set_t
 
 
 def test_deployment_keys_at_entry_level_point_to_litellm_params():
-    message = _error(_config({"model_name": "a", "rpm": 10, "litellm_params": {"model": "openai/x"}}))
-    assert "model_list[0].rpm: unknown key here: rpm belongs in this entry's litellm_params" in message
+    message = _error(_config({"model_name": "a", "api_key": "k", "litellm_params": {"model": "openai/x"}}))
+    assert "model_list[0].api_key: unknown key here: api_key belongs in this entry's litellm_params" in message
+
+
+def test_entry_level_rpm_tpm_are_adopted_as_litellm_reads_them():
+    config = parse_config(_config(
+        {"model_name": "a", "rpm": 3, "tpm": 20000, "litellm_params": {"model": "openai/x"}},
+        {"model_name": "b", "rpm": 3, "litellm_params": {"model": "openai/y", "rpm": 9}},
+    ))
+    a, b = build_deployments(config).by_id.values()
+    assert (a.rpm, a.tpm) == (3, 20000)
+    assert b.rpm == 9  # litellm_params wins
 
 
 def test_every_unknown_group_reference_is_reported_at_once():
