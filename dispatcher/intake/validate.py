@@ -10,15 +10,19 @@ Either may carry a top-level ``priority`` (0-9 or a name) overriding the batch's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from typing import Any, Collection
 
 import orjson
 
+from dispatcher.intake.storable import MAX_DEPTH, NUL, find_unstorable, needs_check
 from dispatcher.priority import parse_priority
 from dispatcher.tokens import estimate_prompt_tokens, requested_completion_tokens
 
 SUPPORTED_URLS = ("/v1/chat/completions", "/chat/completions")
+EMBEDDINGS_URLS = ("/v1/embeddings", "/embeddings")
+NOT_EMBEDDINGS_YET = "embeddings are not supported yet; only chat completions can be submitted"
 MAX_CUSTOM_ID_LENGTH = 512
 ENVELOPE_KEYS = {"custom_id", "method", "url", "body", "priority"}
 # Fields that would let a request redirect a call or pick a credential: config decides these.
@@ -73,6 +77,8 @@ def _json_problem(raw: bytes | str, exc: orjson.JSONDecodeError) -> str:
         except UnicodeDecodeError as bad:
             return (f"not UTF-8 text: byte 0x{raw[bad.start]:02x} at column {bad.start + 1}; "
                     "save the file as UTF-8")
+    if exc.msg.startswith("depth limit exceeded"):
+        return f"JSON nested deeper than {MAX_DEPTH} levels; flatten the request"
     # orjson's "line 1 column N" is within this one line: keep the column, drop its "line 1".
     return f"not valid JSON ({exc.msg}, column {exc.colno})"
 
@@ -104,6 +110,13 @@ class LineValidator:
             return Problem(
                 line_no, "invalid_request", f"line {line_no}: expected a JSON object, got {type(data).__name__}"
             )
+        if needs_check(raw, data):
+            unstorable = find_unstorable(data)
+            if unstorable is not None:
+                unstorable = replace(unstorable, path=_line_path(data, unstorable.path))
+                code = "invalid_custom_id" if unstorable.path == "custom_id" else "invalid_request"
+                return Problem(line_no, code, f"line {line_no}: {unstorable.describe()}",
+                               unstorable.path or None)
         try:
             return self._spec(line_no, data)
         except _Refused as refused:
@@ -120,7 +133,7 @@ class LineValidator:
                 data = None
         candidate = data.get("custom_id") if isinstance(data, dict) else None
         if (
-            not isinstance(candidate, str) or not candidate
+            not isinstance(candidate, str) or not candidate or not _storable_text(candidate)
             or len(candidate) > MAX_CUSTOM_ID_LENGTH or candidate in self._seen_ids
         ):
             return None
@@ -162,13 +175,17 @@ class LineValidator:
                 f"unknown model group '{group}'; the config defines: {', '.join(sorted(self._groups))}",
                 "body.model",
             )
+        try:
+            compact = orjson.dumps(body).decode()
+        except orjson.JSONEncodeError as exc:  # dicts from the Python API: sets, bytes, cycles...
+            raise _Refused("invalid_body", f"the request cannot be written as JSON: {exc}", "body") from None
         if custom_id is not None:
             self._seen_ids[custom_id] = line_no
         return JobSpec(
             line=line_no,
             custom_id=custom_id,
             model_group=group,
-            body=orjson.dumps(body).decode(),
+            body=compact,
             priority=priority,
             est_prompt_tokens=estimate_prompt_tokens(body),
             est_completion_tokens=requested_completion_tokens(body, self._default_max_tokens),
@@ -180,6 +197,11 @@ class LineValidator:
         custom_id = data["custom_id"]
         if not isinstance(custom_id, str) or not custom_id:
             raise _Refused("invalid_custom_id", "custom_id must be a non-empty string", "custom_id")
+        if not _storable_text(custom_id):
+            raise _Refused(
+                "invalid_custom_id", "custom_id must be text the database can store "
+                "(no NUL character, no unpaired surrogate)", "custom_id",
+            )
         if len(custom_id) > MAX_CUSTOM_ID_LENGTH:
             raise _Refused(
                 "invalid_custom_id",
@@ -201,6 +223,8 @@ class LineValidator:
             if not isinstance(method, str) or method.upper() != "POST":
                 raise _Refused("invalid_method", f"method must be POST, got {method!r}", "method")
             url = data.get("url", "/v1/chat/completions")
+            if url in EMBEDDINGS_URLS:
+                raise _Refused("invalid_url", f"url {url!r}: {NOT_EMBEDDINGS_YET} (/v1/chat/completions)", "url")
             if url not in SUPPORTED_URLS:
                 raise _Refused(
                     "invalid_url",
@@ -229,6 +253,14 @@ class LineValidator:
                 "invalid_request", "stream: true is not supported for batch requests", "body.stream"
             )
         messages = body.get("messages")
+        if messages is None and "input" in body:
+            # Cookbook embeddings lines: {"model": "text-embedding-3-small", "input": "..."}.
+            raise _Refused("invalid_request", f"{NOT_EMBEDDINGS_YET} (this request has 'input' and no "
+                           "'messages')", "body.input")
+        if messages is None and "prompt" in body:
+            raise _Refused("invalid_request", "legacy completions ('prompt') are not supported; send "
+                           "the prompt as body.messages, e.g. [{\"role\": \"user\", \"content\": ...}]",
+                           "body.prompt")
         if not isinstance(messages, list) or not messages:
             raise _Refused(
                 "missing_messages", "body.messages must be a non-empty list", "body.messages"
@@ -247,6 +279,46 @@ class LineValidator:
         model = body.get("model")
         if model is not None and not isinstance(model, str):
             raise _Refused("unknown_model", "body.model must be a string naming a model group", "body.model")
+
+
+def _line_path(data: dict, path: str) -> str:
+    """A path in the short form named as the other messages name it: ``body.messages[0]``."""
+    if not path or {"body", "url", "method"} & data.keys():
+        return path  # the OpenAI batch form: the path already starts at custom_id or body
+    first = path.split(".", 1)[0].split("[", 1)[0]
+    if first in ("custom_id", "priority"):
+        return path
+    return f"body{path}" if path.startswith("[") else f"body.{path}"
+
+
+def _storable_text(text: str) -> bool:
+    """False for strings PostgreSQL text cannot hold (NUL) or UTF-8 cannot encode (lone
+    surrogates, possible in dicts from the Python API)."""
+    if NUL in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def invalid_line_text(raw: bytes | str | dict) -> str:
+    """A refused line as text to store with its failed job (--skip-invalid): NUL characters
+    and undecodable bytes replaced, so the row can always be written."""
+    if isinstance(raw, bytes):
+        text = raw.decode("utf-8", "replace")
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = json.dumps(raw, default=repr)
+        except (RecursionError, ValueError):  # nested too deep, or a cycle
+            text = "(a request nested too deep to store)"
+    text = text.replace(NUL, "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
 
 
 class _Refused(Exception):

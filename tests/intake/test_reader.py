@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
+import os
 import sys
 
 import pytest
@@ -84,3 +88,69 @@ def test_utf8_byte_order_mark_is_dropped_from_the_first_line_only(tmp_path):
     assert list(iter_lines(path)) == [(1, b'{"a": 1}\n'), (2, b'{"b": "\xef\xbb\xbf"}\n')]
     text = io.StringIO('\ufeff{"a": 1}\n')
     assert list(iter_lines(text)) == [(1, '{"a": 1}\n')]
+
+
+# -- compressed input: recognised by its first bytes, read as a stream ----------------------
+
+LINES = b'{"a": 1}\n\n{"b": 2}\n'
+
+
+@pytest.mark.parametrize("name", ["in.jsonl.gz", "in.jsonl"])
+def test_gzip_file_is_read_whatever_its_name(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(LINES))
+    assert list(iter_lines(path)) == [(1, b'{"a": 1}\n'), (3, b'{"b": 2}\n')]
+
+
+@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress], ids=["bzip2", "xz"])
+def test_bzip2_and_xz_files_are_read(tmp_path, compress):
+    path = tmp_path / "in.jsonl.z"
+    path.write_bytes(compress(LINES))
+    assert [n for n, _ in iter_lines(path)] == [1, 3]
+
+
+def test_gzip_on_stdin_from_a_pipe(monkeypatch):
+    """`gunzip`-less `llm-dispatch submit - < prompts.jsonl.gz`: stdin is a pipe, not seekable."""
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb") as writer:
+        writer.write(gzip.compress(LINES))
+    stdin = io.TextIOWrapper(os.fdopen(read_fd, "rb"))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    try:
+        assert [n for n, _ in iter_lines("-")] == [1, 3]
+    finally:
+        stdin.close()
+
+
+def test_gzip_handle_from_the_python_api():
+    assert [n for n, _ in iter_lines(io.BytesIO(gzip.compress(LINES)))] == [1, 3]
+
+
+def test_gzip_is_streamed_not_read_whole(tmp_path):
+    path = tmp_path / "big.jsonl.gz"
+    path.write_bytes(gzip.compress(b"".join(b'{"n": %d, "pad": "%s"}\n' % (i, os.urandom(32).hex().encode())
+                                            for i in range(50_000))))
+    with path.open("rb") as handle:
+        lines = iter_lines(handle)
+        assert next(lines)[0] == 1
+        assert handle.tell() < path.stat().st_size / 4
+
+
+def test_truncated_gzip_names_the_last_good_line(tmp_path):
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"a": 1}\n' * 1000)[:-20])
+    with pytest.raises(InputError) as info:
+        list(iter_lines(path))
+    assert str(info.value).startswith(f"{path}: the gzip data is damaged or cut short after line ")
+
+
+@pytest.mark.parametrize("head, words", [
+    (b"PK\x03\x04rest-of-zip", "a zip archive; unzip it"),
+    (b"\x28\xb5\x2f\xfdrest-of-zstd", "zstd-compressed; decompress it first"),
+])
+def test_archives_we_do_not_read_say_what_to_do(tmp_path, head, words):
+    path = tmp_path / "in.bin"
+    path.write_bytes(head)
+    with pytest.raises(InputError) as info:
+        list(iter_lines(path))
+    assert str(info.value).startswith(f"{path} is {words}")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dispatcher.intake.validate import VALIDATION_CODES, JobSpec, LineValidator, Problem
+from dispatcher.intake.validate import VALIDATION_CODES, JobSpec, LineValidator, Problem, invalid_line_text
 
 MSG = [{"role": "user", "content": "Hello there"}]
 
@@ -307,3 +307,134 @@ def test_storable_id_for_invalid():
 def test_bytes_that_are_not_utf8_are_named_with_their_column():
     problem = _problem(_validator().validate(2, b'{"messages": "caf\xe9"}\n'), "invalid_json")
     assert problem.message == "line 2: not UTF-8 text: byte 0xe9 at column 18; save the file as UTF-8"
+
+
+# -- embeddings and legacy completions: say what is not supported ---------------------------
+
+def test_cookbook_embeddings_line_is_named_as_embeddings():
+    line = {"custom_id": "e1", "model": "gpt", "input": "The food was delicious"}
+    problem = _problem(_validator().validate(1, _line(line)), "invalid_request")
+    assert "embeddings are not supported yet" in problem.message
+    assert problem.param == "body.input"
+
+
+def test_embeddings_body_on_the_chat_url_is_named_as_embeddings():
+    line = _full("e2")
+    line["body"] = {"model": "gpt", "input": ["a", "b"]}
+    problem = _problem(_validator().validate(1, _line(line)), "invalid_request")
+    assert "embeddings are not supported yet" in problem.message
+
+
+def test_embeddings_url_says_embeddings():
+    line = {"custom_id": "e3", "method": "POST", "url": "/v1/embeddings",
+            "body": {"model": "text-embedding-3-small", "input": "hi"}}
+    problem = _problem(_validator().validate(1, _line(line)), "invalid_url")
+    assert "embeddings are not supported yet" in problem.message
+
+
+def test_legacy_completions_prompt_points_at_messages():
+    problem = _problem(_validator().validate(1, _line({"model": "gpt", "prompt": "Say hi"})), "invalid_request")
+    assert problem.param == "body.prompt" and "body.messages" in problem.message
+
+
+# -- what the store cannot hold: deep nesting, NUL characters ------------------------------
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [200, 254, 300, 1000])
+def test_json_nested_past_the_limit_is_refused_with_the_limit(depth):
+    """Nesting orjson parses (up to 1,024) but cannot write again (255) used to crash submit."""
+    raw = ('{"custom_id": "deep", "model": "gpt", "messages": [{"role": "user", "content": "x"}],'
+           f' "metadata": {_nested(depth)}}}').encode()
+    problem = _problem(_validator().validate(4, raw), "invalid_request")
+    assert problem.message.startswith("line 4: JSON nested deeper than 128 levels")
+    assert problem.param == "body.metadata[0][0][0]..."
+
+
+def test_json_nested_past_what_the_parser_reads_names_the_same_limit():
+    raw = ('{"messages": ' + _nested(1100) + "}").encode()
+    problem = _problem(_validator().validate(2, raw), "invalid_json")
+    assert problem.message == "line 2: JSON nested deeper than 128 levels; flatten the request"
+
+
+def test_nesting_up_to_the_limit_is_accepted():
+    # The line is level 1, its "metadata" value level 2: 126 more arrays reach 128.
+    raw = ('{"model": "gpt", "messages": [{"role": "user", "content": "x"}], "metadata": '
+           + _nested(127) + "}").encode()
+    _spec(_validator().validate(1, raw))
+
+
+def test_deep_dict_from_the_python_api_is_refused_not_crashed():
+    value: dict = {}
+    inner = value
+    for _ in range(300):
+        inner["k"] = {}
+        inner = inner["k"]
+    line = {"model": "gpt", "messages": MSG, "metadata": value}
+    problem = _problem(_validator().validate(1, line), "invalid_request")
+    assert "nested deeper than 128" in problem.message
+
+
+def test_nul_in_custom_id_is_refused():
+    raw = b'{"custom_id": "a\\u0000b", "model": "gpt", "messages": [{"role": "user", "content": "x"}]}'
+    problem = _problem(_validator().validate(3, raw), "invalid_custom_id")
+    assert problem.param == "custom_id"
+    assert problem.message == (
+        "line 3: custom_id contains a NUL character (\\u0000), which the database cannot store; remove it"
+    )
+    assert "\x00" not in problem.message
+
+
+@pytest.mark.parametrize("form", ["short", "openai"])
+def test_nul_in_a_body_string_is_refused_with_its_path(form):
+    content = "hello\x00world"
+    messages = [{"role": "system", "content": "ok"}, {"role": "user", "content": content}]
+    line = {"custom_id": "n", "model": "gpt", "messages": messages} if form == "short" else _full("n", messages=messages)
+    problem = _problem(_validator().validate(1, _line(line)), "invalid_request")
+    assert problem.param == "body.messages[1].content"
+    assert "NUL character" in problem.message
+
+
+def test_nul_in_a_key_is_refused():
+    line = _full("k", metadata={"a\x00b": 1})
+    problem = _problem(_validator().validate(1, _line(line)), "invalid_request")
+    assert problem.message.startswith("line 1: a key of body.metadata contains a NUL character")
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul():
+    raw = rb'{"model": "gpt", "messages": [{"role": "user", "content": "C:\\u0000 is a path"}]}'
+    spec = _spec(_validator().validate(1, raw))
+    assert json.loads(spec.body)["messages"][0]["content"] == "C:\\u0000 is a path"
+
+
+def test_nul_in_a_dict_from_the_python_api():
+    problem = _problem(_validator().validate(1, {"model": "gpt", "messages": [{"role": "user", "content": "\x00"}]}),
+                       "invalid_request")
+    assert problem.param == "body.messages[0].content"
+
+
+def test_unpaired_surrogate_in_custom_id_from_the_python_api():
+    problem = _problem(_validator().validate(1, {"custom_id": "x\ud800", "model": "gpt", "messages": MSG}),
+                       "invalid_custom_id")
+    assert "surrogate" in problem.message
+
+
+def test_a_dict_that_is_not_json_is_refused_not_crashed():
+    problem = _problem(_validator().validate(1, {"model": "gpt", "messages": MSG, "seed": {1, 2}}), "invalid_body")
+    assert "cannot be written as JSON" in problem.message
+
+
+def test_storable_id_for_invalid_never_takes_an_id_with_nul():
+    v = _validator()
+    assert v.storable_id_for_invalid(1, b'{"custom_id": "a\\u0000", "messages": 1}') is None
+    assert v.generated_id(1) == "line-1"
+
+
+def test_invalid_line_text_can_always_be_stored():
+    assert invalid_line_text(b'{"a": "\x00", \xff') == '{"a": "\ufffd", \ufffd'
+    assert "\x00" not in invalid_line_text({"custom_id": "\x00"})
+    cyclic: dict = {}
+    cyclic["self"] = cyclic
+    assert invalid_line_text(cyclic) == "(a request nested too deep to store)"
