@@ -17,7 +17,8 @@ from typing import Iterator
 
 import click
 
-from dispatcher.errors import DispatcherError, InputError, UsageError
+from dispatcher.errors import DispatcherError, InputError, OutputError, UsageError, user_error_for
+from dispatcher.safe_text import printable
 
 EXIT_FAILURES = 1
 EXIT_INTERRUPTED = 130
@@ -191,7 +192,7 @@ def _start_time(not_before: str | None, delay: str | None) -> float | None:
     return None
 
 
-def _priority(value: str | None) -> int | None:
+def _priority(value: str | None, what: str = "--priority") -> int | None:
     if value is None:
         return None
     from dispatcher.priority import parse_priority
@@ -199,11 +200,12 @@ def _priority(value: str | None) -> int | None:
     try:
         return parse_priority(value)
     except ValueError as exc:
-        raise UsageError(f"--priority: {exc}") from None
+        raise UsageError(f"{what}: {exc}") from None
 
 
 def info(message: str) -> None:
-    click.echo(message, err=True)
+    """A message for people (stderr); text from users inside it cannot drive the terminal."""
+    click.echo(printable(message, keep_newlines=True), err=True)
 
 
 def command_hint(app: AppContext, *args: str) -> str:
@@ -235,11 +237,35 @@ def open_output(path: str | None) -> Iterator:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    target = Path(path)
-    if target.parent and not target.parent.exists():
-        raise UsageError(f"cannot write {path}: folder {target.parent} does not exist")
-    with target.open("wb") as handle:
+    with Path(path).open("wb") as handle:
         yield handle
+
+
+def check_output_paths(output: str | None, errors: str | None) -> None:
+    """Refuse result paths that cannot be written, before any request is submitted or paid for."""
+    named = [(option, path) for option, path in (("--output", output), ("--errors", errors))
+             if path not in (None, "-")]
+    for option, path in named:
+        check_writable(option, Path(path))
+    if len(named) == 2 and Path(output).resolve() == Path(errors).resolve():
+        raise OutputError(f"--output and --errors name the same file ({output}); give two files")
+
+
+def check_writable(option: str, target: Path) -> None:
+    if target.is_dir():
+        raise OutputError(f"{option} {target}: that is a folder; give a file path")
+    if not target.parent.is_dir():
+        raise OutputError(f"{option} {target}: folder {target.parent} does not exist; create it first")
+    try:
+        if target.exists():
+            with target.open("ab"):  # append mode: the file is opened, not changed
+                pass
+        else:
+            with target.open("xb"):
+                pass
+            target.unlink()
+    except OSError as exc:
+        raise OutputError(f"{option} {target}: cannot write it ({exc.strerror or exc})") from None
 
 
 def report_submit(result) -> None:
@@ -252,12 +278,20 @@ def report_submit(result) -> None:
 
 
 def export_results(app: AppContext, batch_id: str, output: str | None, errors: str | None) -> None:
-    with open_output(output) as out:
-        if errors:
-            with open_output(errors) as err:
-                counts = app.client.write_results(batch_id, out, err)
-        else:
-            counts = app.client.write_results(batch_id, out, None)
+    try:
+        with open_output(output) as out:
+            if errors:
+                with open_output(errors) as err:
+                    counts = app.client.write_results(batch_id, out, err)
+            else:
+                counts = app.client.write_results(batch_id, out, None)
+    except OSError as exc:
+        what = exc.filename or "the results"
+        again = command_hint(app, "results", batch_id, *output_args(output, errors))
+        raise OutputError(
+            f"cannot write {what}: {exc.strerror or exc}. Nothing is lost: every result stays in "
+            f"the database; write them with: {again}"
+        ) from None
     where = output if output not in (None, "-") else "stdout"
     info(f"{counts.succeeded} results written to {where}")
     if errors:
@@ -282,7 +316,9 @@ def wait_with_progress(app: AppContext, batch_id: str, node=None):
                     status = client.wait(batch_id, timeout=0.5, poll_interval=0.5)
                     if node is not None and node.error is not None:
                         raise DispatcherError(f"the in-process worker failed: {node.error}")
-                    if node is None and not status.done and time.monotonic() >= next_worker_check:
+                    if status.done:
+                        note = ""  # a note about live workers or stopping is stale now
+                    elif node is None and time.monotonic() >= next_worker_check:
                         next_worker_check = time.monotonic() + WORKER_CHECK_INTERVAL_S
                         note = "" if client.live_workers() else (
                             f"no live workers: start some with `{command_hint(app, 'worker')}`"
@@ -305,8 +341,14 @@ def wait_with_progress(app: AppContext, batch_id: str, node=None):
                     node.request_stop(0)
 
 
-def resume_hint(app: AppContext, batch_id: str) -> str:
-    watch = command_hint(app, "watch", batch_id)
+def output_args(output: str | None, errors: str | None) -> list[str]:
+    """The -o/--errors options of a command line that writes these result files."""
+    return [*(["-o", output] if output else []), *(["--errors", errors] if errors else [])]
+
+
+def resume_hint(app: AppContext, batch_id: str, output: str | None, errors: str | None) -> str:
+    """A command that resumes following the batch and writes the result files when it ends."""
+    watch = command_hint(app, "watch", batch_id, *output_args(output, errors))
     if app.client.embedded:
         return f"Resume with: {watch}"
     return (f"Its requests stay queued for workers ({command_hint(app, 'worker')}); "
@@ -331,8 +373,10 @@ def run(app: AppContext, input_file, output, errors_path, concurrency, **options
     INPUT is OpenAI batch JSONL (or the short form with body fields at top level);
     '-' reads stdin. With no redis_url configured this needs no services at all
     (SQLite file and an in-process queue); with Redis, other workers help too.
-    Ctrl-C stops cleanly; `llm-dispatch watch BATCH_ID` resumes.
+    The result paths are checked before anything is submitted. Ctrl-C stops cleanly and
+    prints the `watch BATCH_ID -o ...` command that resumes and writes the same files.
     """
+    check_output_paths(output, errors_path)
     client = app.client
     kwargs = submit_kwargs(**options)
     with sigterm_as_interrupt():
@@ -344,10 +388,12 @@ def run(app: AppContext, input_file, output, errors_path, concurrency, **options
         finally:
             node.stop()
     if interrupted and not status.done:
-        info(f"interrupted; nothing is lost. {resume_hint(app, result.batch_id)}")
+        # run writes to stdout without -o: the resumed command does the same (-o -).
+        hint = resume_hint(app, result.batch_id, output or "-", errors_path)
+        info(f"interrupted; nothing is lost. {hint}")
         sys.exit(EXIT_INTERRUPTED)
     export_results(app, result.batch_id, output, errors_path)
-    finish(app, status)
+    finish(app, status, errors_path)
 
 
 @cli.command()
@@ -395,27 +441,33 @@ def status(app: AppContext, batch_id: str, as_json: bool) -> None:
 @pass_app
 def list_batches(app: AppContext, limit: int, status_filter: str | None, as_json: bool) -> None:
     """List recent batches, newest first."""
-    batches = app.client.list(limit=limit, status=status_filter)
+    batches = app.client.list(limit=limit, status=status_filter)  # an unknown status: exit 2
     if as_json:
         click.echo(json.dumps([b.to_openai() for b in batches], indent=2))
         return
     from dispatcher.console import batches_table, out_console
 
     if not batches:
-        info("no batches yet")
+        info(f"no batches with status {status_filter}" if status_filter else "no batches yet")
         return
     out_console.print(batches_table(batches))
 
 
 @cli.command()
 @click.argument("batch_id")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True),
+              help="When the batch ends, write its results here ('-': stdout), like `run -o`.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False),
+              help="When the batch ends, write its failed requests here, like `run --errors`.")
 @pass_app
-def watch(app: AppContext, batch_id: str) -> None:
+def watch(app: AppContext, batch_id: str, output: str | None, errors_path: str | None) -> None:
     """Follow a batch until it ends: progress bar, rate, ETA, failures.
 
     In embedded mode (no redis_url) this process also works on the batch, so a batch
-    whose `run` was interrupted resumes here. Exit code 1 if some requests failed.
+    whose `run` was interrupted resumes here; with -o/--errors it then writes the same
+    files `run` would have. Exit code 1 if some requests failed.
     """
+    check_output_paths(output, errors_path)
     client = app.client
     batch = client.status(batch_id)
     node = None
@@ -429,9 +481,11 @@ def watch(app: AppContext, batch_id: str) -> None:
             if node is not None:
                 node.stop()
     if interrupted and not status.done:
-        info(f"stopped watching; nothing is lost. {resume_hint(app, batch_id)}")
+        info(f"stopped watching; nothing is lost. {resume_hint(app, batch_id, output, errors_path)}")
         sys.exit(EXIT_INTERRUPTED)
-    finish(app, status)
+    if output or errors_path:
+        export_results(app, batch_id, output, errors_path)
+    finish(app, status, errors_path)
 
 
 @cli.command()
@@ -447,6 +501,7 @@ def results(app: AppContext, batch_id: str, output: str | None, errors_path: str
     One line per succeeded request; with --errors, one line per failed request in
     OpenAI's error-file format. Works on unfinished batches too (partial results).
     """
+    check_output_paths(output, errors_path)
     batch = app.client.status(batch_id)
     if not batch.done:
         info(f"batch {batch_id} is {batch.status}: these results are partial")
@@ -497,7 +552,7 @@ def usage(app: AppContext, by: str, since: str | None, until: str | None, as_jso
         return
     from rich.table import Table
 
-    from dispatcher.console import out_console
+    from dispatcher.console import literal, out_console
 
     table = Table(show_edge=False, header_style="bold")
     for title in (by, "requests", "failures", "cache hits", "prompt tok", "completion tok",
@@ -505,7 +560,7 @@ def usage(app: AppContext, by: str, since: str | None, until: str | None, as_jso
         table.add_column(title, justify="left" if title == by else "right")
     for row in rows:
         table.add_row(
-            str(row["key"]), f"{row['requests']:,}", f"{row['failures']:,}", f"{row['cache_hits']:,}",
+            literal(str(row["key"])), f"{row['requests']:,}", f"{row['failures']:,}", f"{row['cache_hits']:,}",
             f"{row['prompt_tokens']:,}", f"{row['completion_tokens']:,}", f"{row['total_tokens']:,}",
             f"{row['known_cost']:.6f}" + (" + unknown" if row["unknown_cost_requests"] else ""),
             str(row["unknown_cost_requests"] or "-"),
@@ -551,7 +606,7 @@ def reprioritize(app: AppContext, batch_id: str, priority: str) -> None:
     Requests already running are not affected; the waiting ones keep their order and join
     the new level's turn-taking where it stands now.
     """
-    batch, moved = app.client.reprioritize(batch_id, _priority(priority))
+    batch, moved = app.client.reprioritize(batch_id, _priority(priority, "PRIORITY"))
     info(f"batch {batch_id}: {moved} waiting requests now at priority {batch.priority}")
 
 
@@ -617,8 +672,12 @@ def _completion_request(prompt: str, system, max_tokens, temperature) -> dict:
 @pass_app
 def retry(app: AppContext, batch_id: str, failed_only: bool) -> None:
     """Queue a batch's failed requests again; the batch goes back to in_progress."""
-    batch, retried = app.client.retry_failed(batch_id)
+    client = app.client
+    batch, retried = client.retry_failed(batch_id)
     info(f"batch {batch_id}: {retried} failed requests queued again; now {batch.status}")
+    if retried and client.embedded:
+        info(f"embedded mode (no redis_url): run `{command_hint(app, 'watch', batch_id)}` "
+             "to process them in this machine's process")
 
 
 @cli.command()
@@ -685,6 +744,7 @@ def worker(app: AppContext, processes: int | None, concurrency: int | None, grou
         shutdown_grace=client.settings.worker.shutdown_grace,
         metrics_port=metrics_port or client.settings.worker.metrics_port,
         metrics_host=metrics_host,
+        max_worker_deaths=client.settings.worker.max_worker_deaths,
     )
     sys.exit(supervisor.run())
 
@@ -695,11 +755,14 @@ def db() -> None:
 
 
 @db.command()
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=60, show_default=True,
+              metavar="SECONDS", help="Wait this long for a database server that is still starting "
+              "(connection refused); 0 fails at once.")
 @pass_app
-def upgrade(app: AppContext) -> None:
+def upgrade(app: AppContext, wait_s: float) -> None:
     """Create or migrate the database schema to the current version."""
     from dispatcher.store.database import Database
-    from dispatcher.store.migrate import current_revision, head_revision
+    from dispatcher.store.migrate import current_revision, head_revision, wait_for_database
     from dispatcher.store.migrate import upgrade as run_upgrade
 
     from dispatcher.config.loader import load_config
@@ -707,7 +770,7 @@ def upgrade(app: AppContext) -> None:
     config, _ = load_config(app.config_path)
     database = Database(config.dispatcher_settings.database_url)
     try:
-        database.check()
+        wait_for_database(database, wait_s, info)
         before = current_revision(database)
         run_upgrade(database)
         after = current_revision(database)
@@ -740,7 +803,7 @@ def models(app: AppContext, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    from dispatcher.console import out_console
+    from dispatcher.console import literal, out_console
 
     live = any("in_flight" in row for row in rows)
     table = Table(show_edge=False, header_style="bold")
@@ -752,7 +815,7 @@ def models(app: AppContext, as_json: bool) -> None:
         table.add_column(column)
     for row in rows:
         cells = [
-            row["group"], row["deployment"], row["model"],
+            literal(row["group"]), literal(row["deployment"]), literal(row["model"]),
             str(row["rpm"] or "-"), str(row["tpm"] or "-"),
             _per_million(row["input_cost_per_token"]), _per_million(row["output_cost_per_token"]),
         ]
@@ -762,7 +825,7 @@ def models(app: AppContext, as_json: bool) -> None:
                 str(row.get("in_flight", "-")),
                 f"{row['paused_for_s']:.1f}s" if row.get("paused_for_s") else "-",
             ]
-        cells.append(row["api_base"] or "(in-process)")
+        cells.append(literal(row["api_base"] or "(in-process)"))
         table.add_row(*cells)
     out_console.print(table)
 
@@ -771,11 +834,14 @@ def _per_million(value: float | None) -> str:
     return "unknown" if value is None else f"{value * 1e6:.3f}"
 
 
-def finish(app: AppContext, status) -> None:
+def finish(app: AppContext, status, errors_path: str | None = None) -> None:
     """Exit 1 when some requests did not succeed, else 0."""
     if status.unsuccessful:
-        see = command_hint(app, "results", status.id, "--errors", "errors.jsonl")
-        info(f"{status.unsuccessful} of {status.total} requests did not succeed (see them with: {see})")
+        if errors_path:
+            where = f"they are in {errors_path}"
+        else:
+            where = f"see them with: {command_hint(app, 'results', status.id, '--errors', 'errors.jsonl')}"
+        info(f"{status.unsuccessful} of {status.total} requests did not succeed ({where})")
         sys.exit(EXIT_FAILURES)
 
 
@@ -799,6 +865,14 @@ def main() -> None:
     except KeyboardInterrupt:
         info("interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        # Database and Redis failures: a short message, never SQLAlchemy's text (it carries the
+        # statement's parameters: names, request bodies). Anything else is a bug: traceback.
+        explained = user_error_for(exc)
+        if explained is None:
+            raise
+        info(f"error: {explained}")
+        sys.exit(explained.exit_code)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,27 @@ import time
 from collections import deque
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from dispatcher.client.batch_info import BatchInfo
+from dispatcher.safe_text import printable
 
 # Rich assumes 80 columns when output is not a terminal; tables of ids need more.
 PIPE_WIDTH = 200
 err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else PIPE_WIDTH)
 out_console = Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
+
+
+def literal(value: object) -> Text:
+    """User-provided text as a rich cell: never read as markup, control characters escaped.
+
+    A batch named ``[/]`` or ``[bold red]`` is shown as it is written (a plain string cell
+    would be parsed as markup: the first crashes ``list``, the second restyles it).
+    """
+    return Text(printable(value))
 
 
 def format_ts(value: float | None) -> str:
@@ -44,13 +56,27 @@ def format_cost(info: BatchInfo) -> str:
     return text
 
 
+def status_text(info: BatchInfo, now: float | None = None) -> str:
+    """The status, with the hold when the batch waits for --not-before/--delay."""
+    held_until = info.held_until(now)
+    if held_until is None:
+        return info.status
+    wait = held_until - (time.time() if now is None else now)
+    return f"{info.status} (held until {format_ts(held_until)}, starts in {format_duration(wait)})"
+
+
+def metadata_text(metadata: dict | None) -> str:
+    return ", ".join(f"{key}={value}" for key, value in (metadata or {}).items())
+
+
 def batch_table(info: BatchInfo) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
     rows = [
         ("batch", info.id + (f"  ({info.name})" if info.name else "")),
-        ("status", info.status),
+        ("status", status_text(info)),
+        *([("metadata", metadata_text(info.metadata))] if info.metadata else []),
         ("priority", str(info.priority)),
         ("requests", f"{info.total} total, {info.succeeded} succeeded, {info.failed} failed"
                      + (f", {info.cancelled} cancelled" if info.cancelled else "")
@@ -71,7 +97,7 @@ def batch_table(info: BatchInfo) -> Table:
     if info.error_message:
         rows.append(("error", info.error_message))
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, literal(value))
     return table
 
 
@@ -88,15 +114,15 @@ def batches_table(infos: list[BatchInfo]) -> Table:
         table.add_column(column)
     for info in infos:
         table.add_row(
-            info.id,
-            info.status,
+            literal(info.id),
+            literal(info.status + (" (held)" if info.held_until() is not None else "")),
             str(info.priority),
             f"{info.finished_requests}/{info.total}",
             str(info.failed),
             f"{info.cancelled}/{info.expired}",
             f"${info.cost:.4f}" + (" + unknown" if info.cost_unknown else ""),
             format_ts(info.created_at),
-            info.name or "",
+            literal(info.name or ""),
         )
     return table
 
@@ -161,10 +187,11 @@ class BatchProgress:
             eta = "0s"
         rate_text = f"{rate:,.1f}/s" if rate is not None else ""
         failures = f"[red]{unfinished_text(info)}[/red]" if info.unsuccessful else ""
-        description = f"{info.id[:18]} {info.status}" + (f" ({note})" if note else "")
+        description = f"{info.id[:18]} {status_text(info)}" + (f" ({note})" if note else "")
         if self._progress is not None:
             self._progress.update(
-                self._task, description=description, total=max(1, info.total),
+                # The description column is markup: notes hold paths and commands to paste.
+                self._task, description=escape(printable(description)), total=max(1, info.total),
                 completed=done, rate=rate_text, eta=eta, failures=failures,
             )
             return
@@ -172,10 +199,12 @@ class BatchProgress:
         if info.done or now - self._last_plain >= self.PLAIN_EVERY_S:
             self._last_plain = now
             print(
-                f"{info.id} {info.status}: {done}/{info.total} done, {unfinished_text(info)}"
-                + (f", {rate_text}" if rate_text else "")
-                + (f", ETA {eta}" if not info.done else "")
-                + (f" ({note})" if note else ""),
+                printable(
+                    f"{info.id} {status_text(info)}: {done}/{info.total} done, {unfinished_text(info)}"
+                    + (f", {rate_text}" if rate_text else "")
+                    + (f", ETA {eta}" if not info.done else "")
+                    + (f" ({note})" if note else "")
+                ),
                 file=sys.stderr,
                 flush=True,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ class BatchInfo:
     errors: dict[str, Any] | None
     error_message: str | None
     max_cost: float | None = None
+    not_before: float | None = None  # --not-before / --delay: no job starts earlier
 
     @classmethod
     def from_row(cls, row: Row) -> "BatchInfo":
@@ -79,12 +81,19 @@ class BatchInfo:
             errors=json.loads(row.errors_json) if row.errors_json else None,
             error_message=row.error_message,
             max_cost=row.max_cost,
+            not_before=row.not_before,
         )
 
     @property
     def done(self) -> bool:
         """True once the batch is in a final state (completed, failed, expired, cancelled)."""
         return self.status in BatchStatus.FINAL
+
+    def held_until(self, now: float | None = None) -> float | None:
+        """When a held batch (--not-before, --delay) may start; None when it is not held now."""
+        if self.done or self.not_before is None:
+            return None
+        return self.not_before if self.not_before > (time.time() if now is None else now) else None
 
     @property
     def estimated_final_cost(self) -> float | None:
@@ -154,5 +163,7 @@ class BatchInfo:
                 None if self.estimated_final_cost is None else round(self.estimated_final_cost, 10)
             ),
             "max_cost_usd": self.max_cost,
+            # Ours: set while the batch waits for --not-before/--delay (OpenAI has no holds).
+            "held_until": ts(self.held_until()),
             "error_message": self.error_message,
         }

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -25,6 +25,7 @@ from dispatcher.client.batch_info import BatchInfo
 from dispatcher.client.export import (
     FAILED_STATUSES,
     ExportCounts,
+    Target,
     error_line,
     iter_job_rows,
     output_line,
@@ -44,6 +45,24 @@ from dispatcher.store.migrate import ensure_schema
 from dispatcher.store.tables import BatchStatus, JobStatus
 
 Progress = Callable[[BatchInfo], None]
+
+BATCH_STATUSES = (
+    BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.FINALIZING, BatchStatus.COMPLETED,
+    BatchStatus.FAILED, BatchStatus.EXPIRED, BatchStatus.CANCELLING, BatchStatus.CANCELLED,
+    BatchStatus.BUDGET_EXCEEDED,
+)
+
+# Why retry_failed refuses a batch in these states, and what can be done instead.
+_NOT_RUN_AGAIN = (
+    "a cancelled batch is not run again. Its failed and cancelled requests are listed (by "
+    "custom_id) by `llm-dispatch results {batch} --errors failed.jsonl`; submit those lines "
+    "of your input as a new batch"
+)
+_RETRY_REFUSALS = {
+    BatchStatus.VALIDATING: "it is still being stored; retry its failed requests once it is in_progress",
+    BatchStatus.CANCELLING: "it is being cancelled (calls in flight are finishing), and " + _NOT_RUN_AGAIN,
+    BatchStatus.CANCELLED: _NOT_RUN_AGAIN,
+}
 
 
 class CompletionTimeout(DispatcherError, TimeoutError):
@@ -212,6 +231,8 @@ class Client:
         return BatchInfo.from_row(row)
 
     def list(self, *, limit: int = 20, status: str | None = None) -> list[BatchInfo]:
+        if status is not None and status not in BATCH_STATUSES:
+            raise UsageError(f"unknown batch status {status!r}; a batch is one of: {', '.join(BATCH_STATUSES)}")
         with self.database.read() as connection:
             rows = batch_sql.list_batches(connection, limit=limit, status=status)
         return [BatchInfo.from_row(row) for row in rows]
@@ -314,8 +335,9 @@ class Client:
         from dispatcher.intake.validate import VALIDATION_CODES
 
         info = self.status(batch_id)
-        if info.status in (BatchStatus.VALIDATING, BatchStatus.CANCELLING, BatchStatus.CANCELLED):
-            raise UsageError(f"batch {batch_id} is {info.status}; only finished or running batches can be retried")
+        refusal = _RETRY_REFUSALS.get(info.status)
+        if refusal:
+            raise UsageError(f"batch {batch_id} is {info.status}: {refusal.format(batch=batch_id)}")
         now = time.time()
         expires_at = now + parse_duration(info.completion_window)
         with self.database.write() as connection:
@@ -335,14 +357,18 @@ class Client:
         (duplicates are harmless) and requeues jobs whose worker has stopped heartbeating.
         """
         from dispatcher.store import jobs as job_sql
+        from dispatcher.store.handback import release_orphaned_jobs
 
         now = time.time()
         dead_after = self.settings.worker.dead_after
         with self.database.write() as connection:
             released = []
-            for worker_id in worker_sql.dead_workers(connection, now, dead_after):
-                released += worker_sql.reap_worker(connection, worker_id, now, "found dead by recover")
-            orphans = job_sql.release_orphaned_jobs(connection, now, dead_after)
+            deaths = self.settings.worker.max_worker_deaths
+            for worker_id in worker_sql.dead_workers(connection, dead_after):
+                released += worker_sql.reap_worker(
+                    connection, worker_id, now, "found dead by recover", max_worker_deaths=deaths
+                )
+            orphans = release_orphaned_jobs(connection, now, dead_after, deaths)
             expired = batch_sql.expire_due(connection, now)
         with self.database.read() as connection:
             ready = job_sql.queued_counts(connection)
@@ -374,17 +400,18 @@ class Client:
                 yield orjson.loads(output_line(row))
 
     def write_results(
-        self, batch_id: str, output: IO[bytes] | None, errors: IO[bytes] | None = None
+        self, batch_id: str, output: Target | None, errors: Target | None = None
     ) -> ExportCounts:
-        """Stream the output file (succeeded) and the error file (everything else)."""
+        """Stream the output file (succeeded) and the error file (everything else).
+
+        ``output`` and ``errors`` are paths (str or Path) or open files, binary or text.
+        """
         self.status(batch_id)
         return write_results(self.database, batch_id, output, errors)
 
     def live_workers(self) -> list:
         with self.database.read() as connection:
-            return worker_sql.live_workers(
-                connection, time.time(), self.settings.worker.dead_after
-            )
+            return worker_sql.live_workers(connection, self.settings.worker.dead_after)
 
     # -- processing in this process ----------------------------------------------------
 

@@ -7,8 +7,11 @@ with the provider's HTTP error response when there was one, else ``"response": n
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 from dataclasses import dataclass
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator, Union
 
 import orjson
 import sqlalchemy as sa
@@ -103,6 +106,24 @@ def _error_code(row: sa.Row) -> str:
 FAILED_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
 
 
+# Where results go: a path, or an open file (binary, or text: lines are then decoded).
+Target = Union[str, "os.PathLike[str]", IO[bytes], IO[str]]
+
+
+@contextlib.contextmanager
+def line_writer(target: Target | None) -> Iterator[Callable[[bytes], object] | None]:
+    """A function writing encoded lines to ``target``; a path is opened (and closed) here."""
+    if target is None:
+        yield None
+    elif isinstance(target, (str, os.PathLike)):
+        with open(target, "wb") as handle:
+            yield handle.write
+    elif isinstance(target, io.TextIOBase):
+        yield lambda line: target.write(line.decode())
+    else:
+        yield target.write
+
+
 @dataclass
 class ExportCounts:
     succeeded: int = 0
@@ -110,16 +131,21 @@ class ExportCounts:
 
 
 def write_results(
-    database: Database, batch_id: str, output: IO[bytes] | None, errors: IO[bytes] | None
+    database: Database, batch_id: str, output: Target | None, errors: Target | None
 ) -> ExportCounts:
-    """Stream results to ``output`` and failures to ``errors`` (either may be None)."""
+    """Stream results to ``output`` and failures to ``errors`` (either may be None).
+
+    Each is a path or an open file, binary or text.
+    """
     counts = ExportCounts()
-    if output is not None:
-        for row in iter_job_rows(database, batch_id, (JobStatus.SUCCEEDED,)):
-            output.write(output_line(row))
-            counts.succeeded += 1
-    if errors is not None:
-        for row in iter_job_rows(database, batch_id, FAILED_STATUSES):
-            errors.write(error_line(row))
-            counts.failed += 1
+    with line_writer(output) as write:
+        if write is not None:
+            for row in iter_job_rows(database, batch_id, (JobStatus.SUCCEEDED,)):
+                write(output_line(row))
+                counts.succeeded += 1
+    with line_writer(errors) as write:
+        if write is not None:
+            for row in iter_job_rows(database, batch_id, FAILED_STATUSES):
+                write(error_line(row))
+                counts.failed += 1
     return counts
