@@ -3,8 +3,9 @@
 Counters and gauges are per process; sum them over the fleet in Prometheus. Names:
 
     llmd_jobs_finished_total{group,status}        jobs this worker finished (succeeded/failed)
-    llmd_jobs{state}                               jobs in the database by state (fleet-wide, every 15 s)
-    llmd_queue_depth{group,priority}               queued jobs by group and priority (fleet-wide)
+    llmd_jobs{state}                               jobs in the database by state (fleet-wide, at start
+                                                   and every 15 s)
+    llmd_queue_depth{group,priority}               queued jobs by group and priority (fleet-wide, same)
     llmd_in_flight{deployment}                     provider calls in flight in this process
     llmd_requests_total{deployment,outcome}        provider calls: success or the error class
     llmd_request_seconds{deployment}               provider call latency (histogram)
@@ -50,9 +51,18 @@ class Metrics:
         self.cache_hits = Counter("llmd_cache_hits_total", "Requests answered from the cache", ["group"],
                                   registry=r)
         self._queue_labels: set[tuple[str, str]] = set()
+        self._server = None
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Serve /metrics in a background thread; returns the port (useful with port 0)."""
+        self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return self._server.server_port
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
     def set_queue_depth(self, depths: dict[tuple[str, int], int]) -> None:
         labels = {(group, str(priority)) for group, priority in depths}

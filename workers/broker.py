@@ -9,11 +9,17 @@ What travels through dramatiq is a *wake* message naming a model group: "jobs ma
 in this group". Jobs themselves stay in SQL, claimed in priority order when a worker has a
 free slot (see docs/architecture.md). Duplicate or lost wake messages are harmless: workers
 also poll SQL when idle.
+
+One dramatiq consumer per broker, shared by every in-process worker (engine) listening to
+it: a dramatiq ``Worker`` adds a middleware to its broker when it starts and never removes
+it, so a consumer per engine would stack them (dramatiq warns "adding a middleware of the
+same type twice", e.g. for ``Client.complete`` then ``Client.run``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Callable, Iterable
 
 import dramatiq
@@ -32,6 +38,10 @@ WAKE_ACTOR = "wake_group"
 # A dead worker holds few unacked wake messages (they are acked at once) and losing them
 # costs nothing, so dramatiq's own redelivery can stay slow; our SQL leases handle jobs.
 HEARTBEAT_TIMEOUT_MS = 30_000
+# Wake messages are handled in microseconds; two threads are plenty.
+CONSUMER_THREADS = 2
+# How long an idle dramatiq consumer waits between looks at Redis (ms): bounds wake latency.
+CONSUMER_IDLE_TIMEOUT_MS = 100
 
 Listener = Callable[[str], None]
 
@@ -52,6 +62,9 @@ class Messaging:
                 heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
             )
         self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._consumer: dramatiq.Worker | None = None
+        self._consumer_middleware: list[dramatiq.Middleware] = []
         self.wake = dramatiq.actor(
             self._on_wake,
             broker=self.broker,
@@ -64,11 +77,37 @@ class Messaging:
             listener(group)
 
     def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        """Deliver wake messages to ``listener``; the first listener starts the consumer."""
+        with self._lock:
+            self._listeners.append(listener)
+            if self._consumer is None:
+                self._start_consumer()
 
     def remove_listener(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        """Stop delivering to ``listener``; the last one stops the consumer, so a client that
+        no longer runs a worker does not take wake messages away from the fleet."""
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+            if not self._listeners and self._consumer is not None:
+                self._stop_consumer()
+
+    def _start_consumer(self) -> None:
+        before = list(self.broker.middleware)
+        self._consumer = dramatiq.Worker(
+            self.broker, worker_threads=CONSUMER_THREADS, worker_timeout=CONSUMER_IDLE_TIMEOUT_MS
+        )
+        self._consumer.start()
+        self._consumer_middleware = [m for m in self.broker.middleware if m not in before]
+
+    def _stop_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        consumer.stop(timeout=2000)
+        # dramatiq leaves the stopped worker's middleware on the broker; the next consumer
+        # adds its own, so take this one off.
+        for middleware in self._consumer_middleware:
+            self.broker.middleware.remove(middleware)
+        self._consumer_middleware = []
 
     def check(self) -> None:
         """Raise ServiceUnavailableError naming the URL if Redis does not answer."""
@@ -100,4 +139,8 @@ class Messaging:
             log.warning("%s; workers will find the jobs on their next poll", exc)
 
     def close(self) -> None:
+        with self._lock:
+            self._listeners.clear()
+            if self._consumer is not None:
+                self._stop_consumer()
         self.broker.close()

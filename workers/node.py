@@ -1,11 +1,9 @@
-"""One worker's moving parts in one process: a dramatiq consumer and the engine."""
+"""One worker's moving parts in one process: the engine, woken by the broker's consumer."""
 
 from __future__ import annotations
 
 import logging
 from typing import Iterable
-
-import dramatiq
 
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.deployments import Deployments
@@ -16,14 +14,9 @@ from workers.broker import Messaging
 
 log = logging.getLogger(__name__)
 
-# Wake messages are handled in microseconds; two threads are plenty.
-DRAMATIQ_THREADS = 2
-# How long an idle dramatiq consumer waits between looks at Redis (ms): bounds wake latency.
-DRAMATIQ_IDLE_TIMEOUT_MS = 100
-
 
 class WorkerNode:
-    """Consumes wake messages and runs the engine that claims and executes jobs."""
+    """Runs the engine that claims and executes jobs, woken by wake messages."""
 
     def __init__(
         self,
@@ -49,11 +42,6 @@ class WorkerNode:
             metrics=metrics,
         )
         self._engine_thread = EngineThread(self.engine)
-        self._consumer = dramatiq.Worker(
-            messaging.broker,
-            worker_threads=DRAMATIQ_THREADS,
-            worker_timeout=DRAMATIQ_IDLE_TIMEOUT_MS,
-        )
 
     @property
     def worker_id(self) -> str:
@@ -61,8 +49,7 @@ class WorkerNode:
 
     def start(self) -> None:
         self._engine_thread.start()
-        self.messaging.add_listener(self.engine.hint)
-        self._consumer.start()
+        self.messaging.add_listener(self.engine.hint)  # starts the broker's consumer if needed
 
     def request_stop(self, grace: float | None = None) -> None:
         """Stop taking work; in-flight calls get ``grace`` seconds (callable from a signal)."""
@@ -79,8 +66,7 @@ class WorkerNode:
         self.close()
 
     def close(self) -> None:
-        self.messaging.remove_listener(self.engine.hint)
-        self._consumer.stop(timeout=2000)
+        self.messaging.remove_listener(self.engine.hint)  # the last listener stops the consumer
 
     @property
     def error(self) -> BaseException | None:

@@ -2,19 +2,17 @@
 
 Builds everything from the config, starts the dramatiq consumer and the engine, and stops
 gracefully on SIGTERM/SIGINT: no new jobs, calls in flight get ``shutdown_grace`` seconds,
-unfinished jobs go back to the queue. A second signal abandons the calls in flight.
+unfinished jobs go back to the queue. A later SIGINT abandons the calls in flight (see
+``workers.signals`` for why a repeated SIGTERM does not).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 
-from dispatcher.client import Client
-from dispatcher.errors import DispatcherError
-from dispatcher.logs import setup_logging
+from workers.signals import StopSignals
 
 log = logging.getLogger("workers.process")
 
@@ -33,6 +31,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signals = StopSignals()
+    signals.install()
+    # Imported after the handlers are in place: a Ctrl-C while they load must not be a traceback.
+    from dispatcher.client import Client
+    from dispatcher.errors import DispatcherError
+    from dispatcher.logs import setup_logging
+
     args = parse_args(argv)
     setup_logging(args.verbose, args.log_format)
     try:
@@ -68,21 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return exc.exit_code
 
-    signals_seen = 0
-
-    def on_signal(signum, _frame):
-        nonlocal signals_seen
-        signals_seen += 1
-        if signals_seen == 1:
-            log.info("%s: finishing calls in flight, then exiting", signal.Signals(signum).name)
-            node.request_stop()
-        else:
-            log.warning("second signal: abandoning calls in flight")
-            node.request_stop(0)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    if signals.stop_requested:
+        log.info("worker %s stopped before it started", node.worker_id)
+        client.close()
+        return 0
     node.start()
+    signals.attach(node)
     log.info(
         "worker %s serving %s with %d calls in flight at most",
         node.worker_id, ", ".join(node.engine.groups), node.engine.concurrency,

@@ -48,7 +48,9 @@ class Supervisor:
         shutdown_grace: float,
         metrics_port: int | None = None,
         metrics_host: str | None = None,
+        max_worker_deaths: int | None = None,
     ):
+        self.max_worker_deaths = max_worker_deaths
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.config_path = config_path
@@ -85,6 +87,8 @@ class Supervisor:
         log.info("started worker process %d (pid %d, id %s)", slot, process.pid, worker_id)
 
     def _on_signal(self, signum, _frame) -> None:
+        # The first stop goes on as SIGTERM, which a child never reads as "abandon": after a
+        # terminal Ctrl-C the children also got the group's SIGINT (see workers/signals.py).
         self.stopping += 1
         forward = signal.SIGTERM if self.stopping == 1 else signal.SIGINT
         for child in self.children.values():
@@ -102,6 +106,8 @@ class Supervisor:
             time.sleep(0.2)
             if self.stopping and stop_deadline is None:
                 stop_deadline = time.monotonic() + self.shutdown_grace + EXTRA_STOP_WAIT_S
+                log.info("stopping: calls in flight get up to %gs to finish; a second Ctrl-C abandons them",
+                         self.shutdown_grace)
             for slot, child in list(self.children.items()):
                 code = child.process.poll()
                 if code is None:
@@ -141,6 +147,7 @@ class Supervisor:
                 released = worker_sql.reap_worker(
                     connection, child.worker_id, time.time(),
                     f"worker process {child.process.pid} exited with code {child.process.returncode}",
+                    max_worker_deaths=self.max_worker_deaths,
                 )
             if released:
                 log.warning("handed %d jobs of dead worker %s back to the queue", len(released), child.worker_id)
