@@ -95,6 +95,50 @@ def redact(text: str | None) -> str | None:
     return text
 
 
+# (number of known secrets it was built for, one pattern matching all of them)
+_body_scrubber: tuple[int, re.Pattern[bytes] | None] = (0, None)
+
+
+def scrub_secrets(data: bytes) -> bytes:
+    """A provider's raw answer (JSON) with every known secret value replaced by ``***``.
+
+    Only exact values, not credential-shaped text: a model's answer may rightly contain
+    something that looks like a key. A secret is looked for as it is and as JSON escapes it,
+    all at once by one compiled pattern; when none occurs (the usual case) ``data`` itself is
+    returned, uncopied.
+    """
+    count, pattern = _body_scrubber
+    if count != len(_known_secrets):  # the set only grows: its size says when to rebuild
+        count, pattern = _build_body_scrubber()
+    return pattern.sub(_mask_unless_escaped, data) if pattern is not None else data
+
+
+def _build_body_scrubber() -> tuple[int, re.Pattern[bytes] | None]:
+    global _body_scrubber
+    import json
+
+    with _known_lock:
+        secrets = sorted(_known_secrets, key=len, reverse=True)  # longest first in the pattern
+    forms: dict[bytes, None] = {}
+    for secret in secrets:
+        for escaped in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]):
+            forms[escaped.encode()] = None
+            forms[escaped.replace("/", "\\/").encode()] = None
+    pattern = re.compile(b"|".join(re.escape(form) for form in forms)) if forms else None
+    _body_scrubber = (len(secrets), pattern)
+    return _body_scrubber
+
+
+def _mask_unless_escaped(match: re.Match[bytes]) -> bytes:
+    # After an odd run of backslashes the match begins inside a JSON escape (``\n`` + rest):
+    # the text there is not the secret, and masking it would break the JSON.
+    data, start = match.string, match.start()
+    backslashes = 0
+    while start - backslashes > 0 and data[start - backslashes - 1] == 0x5C:
+        backslashes += 1
+    return match.group(0) if backslashes % 2 else b"***"
+
+
 def redact_url(url: str | None) -> str | None:
     """A connection URL with its password hidden, for error messages.
 

@@ -14,7 +14,8 @@ Routes:
     The built-in mock provider's reply (``providers/mock/replies.py``: deterministic text,
     estimated usage, ``[[mock:...]]`` directives for scripted failures), with a unique
     ``x-request-id``. ``[[mock:fail_first=N]]`` makes the first N admitted tries of a prompt
-    (same messages, same fingerprint) answer 500. Non-JSON bodies, or bodies without a
+    (same messages, same fingerprint) answer 500; ``[[mock:echo_key]]`` answers 200 with the
+    Authorization header it received quoted in the reply. Non-JSON bodies, or bodies without a
     non-empty ``messages`` array, get 400.
 ``GET /mock/stats[?detail=1]``, ``POST /mock/reset``, ``GET /health``
     Counters (see ``stats.py``), clearing them, liveness.

@@ -183,7 +183,8 @@ async def _answer(state: MockState, stats: MockStats, request: web.Request) -> w
     stats.seen(prompt_id, time.time())
     model = str(body.get("model") or "mock")
     try:
-        reply = mock_reply(body, model=model, prompt_token_scale=state.options.prompt_token_scale)
+        reply = mock_reply(body, model=model, fixed_response=_echoed_key(request, body),
+                           prompt_token_scale=state.options.prompt_token_scale)
         if not 100 <= reply.status <= 599:
             raise ValueError(f"status {reply.status} is not an HTTP status")
         fail_first = _fail_first(body)
@@ -224,6 +225,13 @@ async def _answer(state: MockState, stats: MockStats, request: web.Request) -> w
     # No usage: a directive's error body (JSON) or the invalid_json directive's HTML page.
     content_type = "text/html" if reply.status < 300 else _JSON
     return _respond(reply.status, reply.body, headers, content_type)
+
+
+def _echoed_key(request: web.Request, body: dict[str, Any]) -> str | None:
+    """The ``echo_key`` directive's answer: the Authorization header it was sent, quoted."""
+    if "echo_key" not in directives(body):
+        return None
+    return f"You called me with: {request.headers.get('Authorization', '(no Authorization header)')}"
 
 
 def _fail_first(body: dict[str, Any]) -> int:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # When every deployment of a group is at max_parallel_requests, look again after this long
 # even if no call end has said so.
 PARALLEL_RECHECK_S = 1.0
+# allowed_fails counts failures per minute; a deployment that answered within as long is up.
+FAILURE_WINDOW_S = 60.0
 
 
 @dataclass(slots=True)
@@ -65,6 +67,7 @@ class Admission:
         self.budgets = Budgets(deployments, self._router, backend)
         self._local_pause: dict[str, float] = {}  # limit key -> until (429s seen here)
         self._local_cooldown: dict[str, float] = {}  # deployment id -> until
+        self._last_answer: dict[str, float] = {}  # deployment id -> when a call last succeeded here
         # max_parallel_requests, per worker process like LiteLLM's per-Router semaphore, counts
         # the grants held (booked, waiting or calling) per deployment, returned by ``done``.
         self._parallel_cap = {
@@ -275,18 +278,16 @@ class Admission:
         if error is not None:
             if isinstance(error, pe.RateLimitError):
                 await self.pause(spec, error.retry_after or self._settings.default_pause_s)
-            if self._router.disable_cooldowns:
-                pass
-            elif error.deployment_specific and len(self._deployments.group(grant.deployment.group)) > 1:
-                # Its key or model is wrong: no use waiting for allowed_fails while the group's
-                # other deployments can take the calls.
-                await self.record_failure(grant.deployment, allowed_fails=0)
-            elif error.counts_as_deployment_failure:
-                await self.record_failure(grant.deployment)
+            allowed_fails = self._cooldown_rule(grant.deployment, error)
+            if allowed_fails is not None:
+                await self.record_failure(grant.deployment, allowed_fails)
             if not error.request_sent and spec.limited:
                 await self._backend.adjust([(spec, -1, -grant.tokens)], self.horizon)
             return
-        if completion is None or not spec.limited:
+        if completion is None:
+            return
+        self._last_answer[grant.deployment.id] = time.time()
+        if not spec.limited:
             return
         usage = completion.usage
         if usage is not None and spec.token_interval:
@@ -308,6 +309,26 @@ class Admission:
                 and info.reset_tokens_s
             ):
                 await self.pause(spec, info.reset_tokens_s)
+
+    def _cooldown_rule(self, deployment: Deployment, error: pe.ProviderError) -> int | None:
+        """The allowed_fails this failure counts against toward a cooldown; None: it does not."""
+        if self._router.disable_cooldowns:
+            return None
+        alone = len(self._deployments.group(deployment.group)) == 1
+        if error.deployment_specific and not alone:
+            # Its key or model is wrong (or its key variable unset): no use waiting for
+            # allowed_fails while the group's other deployments can take the calls.
+            return 0
+        if not error.counts_as_deployment_failure:
+            return None
+        if alone and error.retryable:
+            # As LiteLLM does, the only deployment of a group cools down only when it looks
+            # down (every call failing), not when it is flaky: its calls have nowhere else to
+            # go, and retries already wait their backoff (a 429 pauses it in any case).
+            answered = self._last_answer.get(deployment.id, 0.0)
+            if answered > time.time() - FAILURE_WINDOW_S:
+                return None
+        return self._router.allowed_fails
 
     async def record_failure(self, deployment: Deployment, allowed_fails: int | None = None) -> None:
         cooldown = self._router.cooldown_time

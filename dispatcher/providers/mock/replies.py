@@ -10,6 +10,8 @@ mock fail on purpose (for demos and tests):
     [[mock:invalid_json]]      200 with a body that is not JSON
     [[mock:sleep=2.5]]         wait that many seconds before answering
     [[mock:fail_first=2]]      (HTTP server only) 500 for the first two tries of this prompt
+    [[mock:echo_key]]          (HTTP server only) 200 whose answer quotes the Authorization
+                               header received (some providers echo keys; we must scrub them)
 """
 
 from __future__ import annotations

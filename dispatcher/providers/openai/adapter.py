@@ -12,7 +12,7 @@ import asyncio
 import httpx
 import orjson
 
-from dispatcher.config.secrets import MissingSecretError
+from dispatcher.config.secrets import MissingSecretError, scrub_secrets
 from dispatcher.deployments import Deployment
 from dispatcher.providers import errors as pe
 from dispatcher.providers.base import Completion, Usage
@@ -72,6 +72,7 @@ class OpenAICompatibleProvider:
 
 
 def _parse_completion(status: int, headers: httpx.Headers, data: bytes) -> Completion:
+    data = scrub_secrets(data)  # a provider may echo the key; the body is stored and cached
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
