@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterable
 
 import sqlalchemy as sa
@@ -32,6 +33,106 @@ _ADD_COUNTERS = (
 
 def insert_batch(connection: Connection, values: dict[str, Any]) -> None:
     connection.execute(batches.insert().values(**values))
+
+
+def database_clock(connection: Connection) -> sa.ColumnElement:
+    """The database server's time in Unix seconds: one clock for every machine that compares
+    a storing lease (a submit on a laptop, workers elsewhere)."""
+    if connection.dialect.name == "postgresql":
+        return sa.cast(sa.extract("epoch", sa.func.clock_timestamp()), sa.Float)
+    return (sa.func.julianday("now") - 2440587.5) * 86400.0
+
+
+def renew_storing_lease(connection: Connection, batch_id: str, lease_s: float) -> bool:
+    """Extend the lease of a batch whose jobs this process is storing.
+
+    False when the batch is no longer being stored (cancelled, or given up because the lease
+    had gone stale): the caller must roll back what it wrote in this transaction and stop.
+    """
+    result = connection.execute(
+        batches.update()
+        .where(
+            batches.c.id == batch_id,
+            batches.c.status == BatchStatus.VALIDATING,
+            batches.c.storing_until.is_not(None),
+        )
+        .values(storing_until=database_clock(connection) + lease_s)
+    )
+    return result.rowcount > 0
+
+
+def finish_storing(connection: Connection, batch_id: str, now: float) -> bool:
+    """Every job is stored: the batch may run. False if it was cancelled or given up meanwhile."""
+    result = connection.execute(
+        batches.update()
+        .where(
+            batches.c.id == batch_id,
+            batches.c.status == BatchStatus.VALIDATING,
+            batches.c.storing_until.is_not(None),
+        )
+        .values(status=BatchStatus.IN_PROGRESS, in_progress_at=now, storing_until=None)
+    )
+    return result.rowcount > 0
+
+
+def abandon_storing(
+    connection: Connection, batch_id: str, reason: str, *, only_if_stale: bool = False
+) -> str | None:
+    """End a batch whose jobs were not all stored; returns its final status, or None if it
+    was not being stored (or, with ``only_if_stale``, its lease is still alive).
+
+    None of its jobs ran (claims skip batches being stored), so they are deleted; the batch
+    ends ``cancelled`` if someone cancelled it meanwhile, else ``failed`` with ``reason``, and
+    its idempotency key is freed so that submitting again makes a new batch.
+    """
+    now = time.time()
+    cancelled = batches.c.status == BatchStatus.CANCELLING
+    statement = batches.update().where(batches.c.id == batch_id, batches.c.storing_until.is_not(None))
+    if only_if_stale:
+        statement = statement.where(batches.c.storing_until < database_clock(connection))
+    row = connection.execute(
+        statement.values(
+            status=sa.case((cancelled, BatchStatus.CANCELLED), else_=BatchStatus.FAILED),
+            failed_at=sa.case((cancelled, None), else_=now),
+            cancelled_at=sa.case((cancelled, now), else_=None),
+            storing_until=None,
+            idempotency_key=None,
+        )
+        .returning(batches.c.status, batches.c.total)
+    ).first()
+    if row is None:
+        return None
+    stored = connection.execute(jobs.delete().where(jobs.c.batch_id == batch_id)).rowcount
+    connection.execute(
+        batches.update()
+        .where(batches.c.id == batch_id)
+        .values(
+            error_message=f"{reason} ({stored} of {row.total} requests had been stored; none ran "
+            "and they were removed). Submit the input again.",
+            total=0, succeeded=0, failed=0, cancelled=0, expired=0,
+        )
+    )
+    return row.status
+
+
+def abandon_stale_storing(connection: Connection) -> list[tuple[str, str]]:
+    """Clean up batches whose submit died while storing them (lease stale on the database
+    clock); returns (batch id, final status) of each."""
+    stale = connection.execute(
+        sa.select(batches.c.id).where(
+            batches.c.status.in_([BatchStatus.VALIDATING, BatchStatus.CANCELLING]),  # indexed
+            batches.c.storing_until < database_clock(connection),
+        )
+    ).scalars().all()
+    ended = []
+    for batch_id in stale:
+        status = abandon_storing(
+            connection, batch_id, "the submit storing this batch stopped before it finished",
+            only_if_stale=True,
+        )
+        if status is not None:
+            ended.append((batch_id, status))
+    return ended
 
 
 def get_batch(connection: Connection, batch_id: str) -> Row | None:
@@ -224,7 +325,9 @@ def requeue_failed_jobs(
                 jobs.update()
                 .where(jobs.c.id.in_(ids[start:start + 1000]), jobs.c.status == JobStatus.FAILED)
                 .values(
-                    status=JobStatus.QUEUED, model_group=group, retries=0, not_before=now,
+                    # Due at once on the database's clock, whatever the client's clock says.
+                    status=JobStatus.QUEUED, model_group=group, retries=0,
+                    not_before=database_clock(connection),
                     expires_at=expires_at, groups_tried=None, finished_at=None,
                     error_code=None, error_message=None, response=None, response_status=None,
                 )
