@@ -16,9 +16,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-
-from dispatcher.store import workers as worker_sql
-from dispatcher.store.database import Database
+from typing import Callable
 
 log = logging.getLogger("workers.supervisor")
 
@@ -44,13 +42,12 @@ class Supervisor:
         groups: list[str] | None,
         verbose: int,
         log_format: str,
-        database: Database,
+        hand_back: Callable[[str, str], int],
         shutdown_grace: float,
         metrics_port: int | None = None,
         metrics_host: str | None = None,
-        max_worker_deaths: int | None = None,
     ):
-        self.max_worker_deaths = max_worker_deaths
+        self.hand_back = hand_back  # (worker id, reason) -> jobs requeued, e.g. Client.hand_back_worker
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.config_path = config_path
@@ -59,7 +56,6 @@ class Supervisor:
         self.groups = groups
         self.verbose = verbose
         self.log_format = log_format
-        self.database = database
         self.shutdown_grace = shutdown_grace
         self.children: dict[int, Child] = {}
         self.stopping = 0
@@ -143,13 +139,10 @@ class Supervisor:
     def _hand_back(self, child: Child) -> None:
         """Requeue the jobs a dead child was running (records their attempts as abandoned)."""
         try:
-            with self.database.write() as connection:
-                released = worker_sql.reap_worker(
-                    connection, child.worker_id, time.time(),
-                    f"worker process {child.process.pid} exited with code {child.process.returncode}",
-                    max_worker_deaths=self.max_worker_deaths,
-                )
+            released = self.hand_back(
+                child.worker_id, f"worker process {child.process.pid} exited with code {child.process.returncode}"
+            )
             if released:
-                log.warning("handed %d jobs of dead worker %s back to the queue", len(released), child.worker_id)
+                log.warning("handed %d jobs of dead worker %s back to the queue", released, child.worker_id)
         except Exception as exc:  # noqa: BLE001 - other workers will reap it by heartbeat
             log.error("could not hand back the jobs of %s now (%s); its heartbeat will expire", child.worker_id, exc)

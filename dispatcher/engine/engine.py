@@ -26,8 +26,10 @@ from dispatcher.deployments import Deployments
 from dispatcher.engine.booked import BookedCall, BookedCalls
 from dispatcher.engine.execution import JobRunner
 from dispatcher.engine.fallbacks import FallbackPolicy
+from dispatcher.engine.lease import Lease
 from dispatcher.engine.outcomes import Outcome
 from dispatcher.engine.retry import RetryPolicy
+from dispatcher.engine.stalls import StallWatch
 from dispatcher.engine.writer import OutcomeWriter
 from dispatcher.errors import ServiceUnavailableError
 from dispatcher.providers.provider_set import ProviderSet
@@ -41,7 +43,9 @@ from dispatcher.routing.strategies import build_strategy
 from dispatcher.store import batches as batch_sql
 from dispatcher.store import jobs as job_sql
 from dispatcher.store import workers as worker_sql
+from dispatcher.store.clock import DatabaseClock
 from dispatcher.store.database import Database, is_transient_error
+from dispatcher.store.handback import hand_back_unowned, release_worker_jobs
 from dispatcher.store.jobs import ClaimedJob
 from dispatcher.store.tables import JobStatus
 
@@ -121,6 +125,16 @@ class Engine:
         self._free = self.concurrency
         self._hot: dict[str, None] = {}
         self._tasks: set[asyncio.Task] = set()
+        # Job id -> claim of every job this engine runs or has an unwritten outcome for: what
+        # SQL says it runs beyond this came from a claim whose reply was lost (_reconcile).
+        self._owned: dict[int, int] = {}
+        self._reconcile_due = False
+        self._lease = Lease(self.worker.dead_after)
+        # Every time written to or compared with SQL is on the database's clock (clock.py);
+        # local time.time() only for this process's own timers and Redis send times.
+        self.clock = DatabaseClock()
+        self._renewing: asyncio.Future | None = None
+        self._stalls = StallWatch()
         self._stopping = False
         self._grace = self.worker.shutdown_grace
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -165,6 +179,7 @@ class Engine:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stop_now = asyncio.Event()
+        self._claim_lock = asyncio.Lock()  # claims and _reconcile never overlap
         self._providers = ProviderSet(self._deployments, self.concurrency)
         self._limits, self._publisher = self._build_shared_state()
         self.admission = Admission(
@@ -178,6 +193,8 @@ class Engine:
             fallback_policy=self._fallbacks,
             worker_id=self.worker_id,
             group_sizes={group: len(members) for group, members in self._deployments.by_group.items()},
+            stalls=self._stalls,
+            clock=self.clock.now,
         )
         self._writer = OutcomeWriter(
             self._database,
@@ -185,11 +202,15 @@ class Engine:
             self._on_written,
             flush_interval=self.worker.result_flush_interval,
             flush_size=self.worker.result_flush_size,
+            clock=self.clock.now,
         )
         await self._register()
+        if self.metrics is not None:  # filled before the first scrape, not after 15 s
+            await self._refresh_gauges()
         background = [
             asyncio.create_task(self._writer.run(), name="writer"),
-            asyncio.create_task(self._every(self.worker.heartbeat_interval, self._heartbeat)),
+            asyncio.create_task(self._every(self.worker.heartbeat_interval, self._renew_lease)),
+            asyncio.create_task(self._stalls.run()),
             asyncio.create_task(self._every(self.worker.poll_interval, self._poll)),
             asyncio.create_task(self._every(self._reap_interval(), self._housekeeping)),
             asyncio.create_task(self._every(STATS_SYNC_INTERVAL_S, self._sync_routing_stats)),
@@ -253,16 +274,23 @@ class Engine:
                 if self._free <= 0 or self._stopping:
                     return
                 try:
-                    await self._admit_and_claim(group)
+                    async with self._claim_lock:
+                        if self._reconcile_due:
+                            await self._reconcile()
+                        await self._admit_and_claim(group)
                 except Exception as exc:  # noqa: BLE001
                     if not _is_transient(exc):
                         raise
+                    # The claim may have committed with its reply lost: check before claiming again.
+                    self._reconcile_due = True
                     log.warning("cannot claim jobs of %s (%s); retrying in 1s", group, exc)
                     self._hot.pop(group, None)
                     self._hint_at(group, time.time() + 1.0)
 
     async def _admit_and_claim(self, group: str) -> None:
         """Reserve capacity first, then claim that many of the group's most urgent jobs."""
+        if not await self._holds_lease(self._lease.epoch):
+            raise ServiceUnavailableError("this worker's heartbeat is not confirmed; not claiming")
         wanted = min(self._free, self.worker.claim_batch)
         grants = await self.admission.acquire(group, wanted, self._token_estimate(group))
         if isinstance(grants, Blocked):
@@ -286,18 +314,24 @@ class Engine:
         """Claim one job per grant (all on one deployment) and start them."""
         deployment = grants[0].deployment
         price = self._price(deployment)
-        claimed = await self._db(
-            self._write_tx,
-            job_sql.claim_jobs,
-            group=group,
-            limit=len(grants),
-            worker_id=self.worker_id,
-            now=time.time(),
-            postgres=not self._database.is_sqlite,
-            input_price=price.input_per_token if price else 0.0,
-            output_price=price.output_per_token if price else 0.0,
-            deployment_id=deployment.id,
-        )
+        epoch = self._lease.epoch  # before the claim: a lease lost meanwhile covers these jobs
+        try:
+            claimed = await self._db(
+                self._write_tx,
+                job_sql.claim_jobs,
+                group=group,
+                limit=len(grants),
+                worker_id=self.worker_id,
+                now=self.clock.now(),
+                postgres=not self._database.is_sqlite,
+                input_price=price.input_per_token if price else 0.0,
+                output_price=price.output_per_token if price else 0.0,
+                deployment_id=deployment.id,
+            )
+        except Exception:
+            self.admission.done(grants)
+            await self._release_quietly(grants)
+            raise
         if len(claimed) < len(grants):
             self._hot.pop(group, None)
             unused = grants[len(claimed):]
@@ -312,7 +346,13 @@ class Engine:
         for need in needs:
             self._learn_token_need(group, need)
         for job, grant, delay in zip(claimed, grants, delays):
-            self._start(job, grant, delay)
+            self._start(job, grant, delay, epoch)
+
+    async def _release_quietly(self, grants: list[Grant]) -> None:
+        try:
+            await self.admission.release(grants)
+        except Exception as exc:  # noqa: BLE001 - the booking lapses on its own
+            log.debug("could not give back %d grants: %s", len(grants), exc)
 
     def _price(self, deployment):
         if deployment.id not in self._prices:
@@ -332,13 +372,14 @@ class Engine:
             group=group,
             limit=wanted,
             worker_id=self.worker_id,
-            now=time.time(),
+            now=self.clock.now(),
             postgres=not self._database.is_sqlite,
         )
         if len(claimed) < wanted:
             self._hot.pop(group, None)
         for job in claimed:
             self._free -= 1
+            self._owned[job.id] = job.claim
             self._writer.add(self._runner.fall_back(
                 job, None, f"every deployment of model group '{group}' is cooling down or over budget"
             ))
@@ -366,16 +407,17 @@ class Engine:
         self._wake_timers.pop(group, None)
         self._hint_local(group)
 
-    def _start(self, job: ClaimedJob, grant: Grant, delay: float) -> None:
+    def _start(self, job: ClaimedJob, grant: Grant, delay: float, epoch: int) -> None:
         self._free -= 1
+        self._owned[job.id] = job.claim
         self.stats.claimed += 1
         self.stats.in_flight += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
-        task = self._loop.create_task(self._run_job(job, grant, delay))
+        task = self._loop.create_task(self._run_job(job, grant, delay, epoch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_job(self, job: ClaimedJob, grant: Grant, delay: float) -> None:
+    async def _run_job(self, job: ClaimedJob, grant: Grant, delay: float, epoch: int) -> None:
         held = [grant]  # the grant this task holds a deployment place with (None while rebooking)
         outcome = None
         try:
@@ -390,22 +432,26 @@ class Engine:
                     self._writer.add(self._runner.from_cache(job, cached))
                     return
             grant = await self._wait_for_send_time(held, delay, job.priority)
-            deployment = grant.deployment
-            self.routing_stats.call_started(deployment.id)
-            if self.metrics is not None:
-                self.metrics.in_flight.labels(deployment.id).inc()
-            try:
-                outcome = await self._runner.run(job, deployment)
-            finally:
-                latency = outcome.latency_ms if outcome is not None and outcome.completion else None
-                self.routing_stats.call_ended(deployment.id, latency)
+            if not await self._holds_lease(epoch):
+                outcome = self._not_sent(job)  # first: the release below may fail
+                await self.admission.release([grant])
+            else:
+                deployment = grant.deployment
+                self.routing_stats.call_started(deployment.id)
                 if self.metrics is not None:
-                    self.metrics.in_flight.labels(deployment.id).dec()
-            if self.metrics is not None:
-                self._count_call(deployment.id, outcome)
-            await self._settle(job, grant, outcome)
-            if cache_key is not None and outcome.completion is not None:
-                await self._cache.put(cache_key, outcome.completion.body, self._settings.cache.ttl_s)
+                    self.metrics.in_flight.labels(deployment.id).inc()
+                try:
+                    outcome = await self._runner.run(job, deployment)
+                finally:
+                    latency = outcome.latency_ms if outcome is not None and outcome.completion else None
+                    self.routing_stats.call_ended(deployment.id, latency)
+                    if self.metrics is not None:
+                        self.metrics.in_flight.labels(deployment.id).dec()
+                if self.metrics is not None:
+                    self._count_call(deployment.id, outcome)
+                await self._settle(job, grant, outcome)
+                if cache_key is not None and outcome.completion is not None:
+                    await self._cache.put(cache_key, outcome.completion.body, self._settings.cache.ttl_s)
         except asyncio.CancelledError:
             self.stats.in_flight -= 1
             raise
@@ -420,10 +466,19 @@ class Engine:
         self.stats.in_flight -= 1
         self._writer.add(outcome)
 
+    def _not_sent(self, job: ClaimedJob) -> Outcome:
+        """The job goes back to the queue unsent: this worker cannot prove it still holds it.
+        If it was taken over meanwhile, the claim fence drops this (the new holder runs it)."""
+        log.warning("job %s: this worker's lease is not confirmed (frozen, or its heartbeat "
+                    "failed); the call is not sent and the job is handed back", job.id)
+        now = self.clock.now()
+        return Outcome(job=job, status=JobStatus.QUEUED, finished_at=now, not_before=now,
+                       retries=job.retries, groups_tried=job.groups_tried)
+
     def _internal_error(self, job: ClaimedJob, exc: Exception) -> Outcome:
         """A dispatcher-side failure before any answer (Redis hiccup, a bug): the job is queued
         again a few times, then fails with the reason; the provider was not called."""
-        now = time.time()
+        now = self.clock.now()
         message = f"dispatcher error: {type(exc).__name__}: {exc}"
         if job.retries < INTERNAL_ERROR_RETRIES:
             log.warning("job %s: %s; queued again", job.id, message, exc_info=log.isEnabledFor(logging.DEBUG))
@@ -520,16 +575,23 @@ class Engine:
 
     def _on_written(self, outcomes: list[Outcome], recorded: set[int]) -> None:
         self._free += len(outcomes)
-        now = time.time()
+        now = self.clock.now()  # not_before is on the database's clock
         for outcome in outcomes:
+            if self._owned.get(outcome.job.id) == outcome.job.claim:
+                del self._owned[outcome.job.id]
             if outcome.job.id in recorded:
                 self._report(outcome)
+            if outcome.job.budgeted:  # its reservation is freed: held-back jobs may fit now
+                self._hint_local(outcome.job.model_group)
             if outcome.is_final:
                 self.stats.finished += 1
             elif outcome.job.id in recorded:
                 self.stats.requeued += 1
                 group = outcome.next_group or outcome.job.model_group
-                self._loop.call_later(max(0.0, outcome.not_before - now), self._hint_local, group)
+                if group in self.groups:
+                    self._loop.call_later(max(0.0, outcome.not_before - now), self._hint_local, group)
+                else:  # a fallback group this worker does not serve
+                    self._notify_others({group})
         self._wake.set()
 
     def _report(self, outcome: Outcome) -> None:
@@ -564,7 +626,8 @@ class Engine:
                 metrics.retries.labels(job.model_group).inc()
 
     def _hint_local(self, group: str) -> None:
-        if group in self._deployments.by_group and not self._stopping:
+        # Wake messages reach every worker; one started with --groups serves only those.
+        if group in self.groups and not self._stopping:
             self._hot[group] = None
             self._wake.set()
 
@@ -587,7 +650,8 @@ class Engine:
                 log.warning("%s failed: %s", getattr(action, "__name__", action), exc)
 
     async def _register(self) -> None:
-        await self._db(
+        sent = time.monotonic()
+        reading = await self._db(
             self._write_tx,
             worker_sql.register_worker,
             worker_id=self.worker_id,
@@ -595,19 +659,56 @@ class Engine:
             pid=os.getpid(),
             concurrency=self.concurrency,
             groups=self.groups,
-            now=time.time(),
         )
+        self.clock.learn(reading)
+        self._lease.confirm(sent)
+
+    async def _renew_lease(self) -> None:
+        """Heartbeat now; concurrent callers share one heartbeat."""
+        if self._renewing is None or self._renewing.done():
+            self._renewing = asyncio.ensure_future(self._heartbeat())
+        await asyncio.shield(self._renewing)
 
     async def _heartbeat(self) -> None:
-        alive = await self._db(
-            self._write_tx, worker_sql.heartbeat, worker_id=self.worker_id, now=time.time()
+        sent = time.monotonic()
+        reading = await self._db(self._write_tx, worker_sql.heartbeat, worker_id=self.worker_id)
+        if reading is not None:
+            self.clock.learn(reading)
+            self._lease.confirm(sent)
+            return
+        log.warning(
+            "this worker was declared dead by another one (its jobs were handed over; the calls "
+            "not sent yet are dropped); registering again"
         )
-        if not alive:
-            log.warning(
-                "this worker was declared dead by another one (its jobs were handed over); "
-                "registering again"
-            )
-            await self._register()
+        self._lease.lost()
+        await self._register()
+
+    async def _holds_lease(self, epoch: int) -> bool:
+        """Can this worker prove it still holds the jobs it claimed in ``epoch``? Renews a
+        stale lease first (after a freeze, or when heartbeats failed)."""
+        if not self._lease.fresh():
+            try:
+                await self._renew_lease()
+            except Exception as exc:  # noqa: BLE001 - unproven: the caller does not send
+                log.warning("cannot confirm this worker's heartbeat: %s", exc)
+                return False
+        return self._lease.fresh() and self._lease.epoch == epoch
+
+    async def _reconcile(self) -> None:
+        """Hand back the jobs SQL says this worker runs but it does not: a claim whose COMMIT
+        reply was lost committed without the engine knowing (call with _claim_lock held)."""
+        released = await self._db(
+            self._write_tx, hand_back_unowned, worker_id=self.worker_id, owned=dict(self._owned),
+            postgres=not self._database.is_sqlite,
+        )
+        self._reconcile_due = False
+        if released:
+            groups = {group for _, group in released}
+            log.warning("%d jobs claimed by a transaction whose reply was lost are queued again",
+                        len(released))
+            for group in groups:
+                self._hint_local(group)
+            self._notify_others(groups)
 
     async def _poll(self) -> None:
         if self._free > 0:
@@ -615,17 +716,25 @@ class Engine:
                 self._hint_local(group)
 
     async def _housekeeping(self) -> None:
-        """Take over dead workers' jobs and expire jobs past their completion window."""
+        """Take over dead workers' jobs, hand back claims whose reply was lost, and expire jobs
+        past their completion window."""
         await self._reap_dead_workers()
-        expired = await self._db(self._write_tx, batch_sql.expire_due, now=time.time())
+        async with self._claim_lock:
+            await self._reconcile()
+        expired = await self._db(self._write_tx, batch_sql.expire_due, now=self.clock.now())
         if expired:
             log.info("completion window passed for jobs of %d batch(es)", len(expired))
-        await self._db(self._write_tx, batch_sql.stop_over_budget, batch_ids=None, now=time.time())
+        await self._db(self._write_tx, batch_sql.stop_over_budget, batch_ids=None, now=self.clock.now())
+        # Batches whose submit died mid-store: their jobs never ran; end them, free their keys.
+        for batch_id, status in await self._db(self._write_tx, batch_sql.abandon_stale_storing):
+            log.warning("batch %s was left half-stored by a submit that stopped; it is now %s", batch_id, status)
 
     async def _reap_dead_workers(self) -> None:
-        now = time.time()
+        if not self._lease.may_reap():
+            return  # this worker's own heartbeat is not steady: it cannot judge others'
+        now = self.clock.now()
         dead = await self._db(
-            self._read_tx, worker_sql.dead_workers, now=now, dead_after=self.worker.dead_after
+            self._read_tx, worker_sql.dead_workers, dead_after=self.worker.dead_after
         )
         for worker_id in dead:
             if worker_id == self.worker_id:
@@ -636,6 +745,7 @@ class Engine:
                 worker_id=worker_id,
                 now=now,
                 reason=f"worker {worker_id} stopped sending heartbeats",
+                max_worker_deaths=self.worker.max_worker_deaths,
             )
             if released:
                 groups = {group for _, _, group, _ in released}
@@ -675,16 +785,16 @@ class Engine:
             await asyncio.gather(*background[1:], return_exceptions=True)
             released = await self._db(
                 self._write_tx,
-                job_sql.release_worker_jobs,
+                release_worker_jobs,
                 worker_id=self.worker_id,
-                now=time.time(),
+                now=self.clock.now(),
                 reason="worker stopped before the call finished",
             )
             if released:
                 log.info("handed %d unfinished jobs back to the queue", len(released))
                 self._notify_others({group for _, _, group, _ in released})
             await self._db(
-                self._write_tx, worker_sql.mark_stopped, worker_id=self.worker_id, now=time.time()
+                self._write_tx, worker_sql.mark_stopped, worker_id=self.worker_id, now=self.clock.now()
             )
             await self._providers.aclose()
             if self._publisher is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Callable
 
 import orjson
 
@@ -13,6 +14,7 @@ from dispatcher.deployments import Deployment
 from dispatcher.engine.fallbacks import FallbackPolicy, groups_tried
 from dispatcher.engine.outcomes import AttemptRecord, Outcome
 from dispatcher.engine.retry import RetryPolicy
+from dispatcher.engine.stalls import StallWatch
 from dispatcher.pricing import price_for
 from dispatcher.providers.provider_set import ProviderSet
 from dispatcher.providers import errors as pe
@@ -50,8 +52,12 @@ class JobRunner:
         fallback_policy: FallbackPolicy,
         worker_id: str,
         group_sizes: dict[str, int] | None = None,
+        stalls: StallWatch | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self._group_sizes = group_sizes or {}
+        self._stalls = stalls
+        self._clock = clock  # the database's clock: every time here is stored in SQL
         self._providers = providers
         self._retry = retry_policy
         self._fallbacks = fallback_policy
@@ -60,14 +66,17 @@ class JobRunner:
 
     async def run(self, job: ClaimedJob, deployment: Deployment) -> Outcome:
         """Call ``deployment`` for ``job``; the Outcome keeps the completion or error too."""
-        started_wall = time.time()
+        started_wall = self._clock()
         started = time.monotonic()
         try:
             completion = await self._providers.get(deployment.id).complete(
                 request_body(job.body, deployment), deployment.timeout
             )
         except pe.ProviderError as error:
-            latency_ms = (time.monotonic() - started) * 1000
+            ended = time.monotonic()
+            latency_ms = (ended - started) * 1000
+            if isinstance(error, pe.ProviderTimeoutError) and self._stalled(started, ended):
+                return self._stalled_call(job, deployment, started_wall, latency_ms)
             outcome = self._failure(job, deployment, error, started_wall, latency_ms)
             outcome.provider_error = error
             return outcome
@@ -76,9 +85,36 @@ class JobRunner:
         outcome.completion = completion
         return outcome
 
+    def _stalled(self, started: float, ended: float) -> bool:
+        return self._stalls is not None and self._stalls.stalled_between(started, ended)
+
+    def _stalled_call(
+        self, job: ClaimedJob, deployment: Deployment, started_wall: float, latency_ms: float
+    ) -> Outcome:
+        """A timeout measured across a stall of this process: the provider may well have
+        answered meanwhile. The call is on record; the job is queued again without using a
+        retry, and no provider error is reported (so no cooldown)."""
+        now = self._clock()
+        message = (
+            "no answer read within the timeout, but this worker process was stopped during the "
+            "call (SIGSTOP, a paused VM or a blocked event loop): not counted as a provider timeout"
+        )
+        log.warning("job %s: %s", job.id, message)
+        attempt = AttemptRecord(
+            number=job.attempts + 1, model_group=job.model_group, deployment_id=deployment.id,
+            worker_id=self._worker_id, started_at=started_wall, ended_at=now,
+            latency_ms=latency_ms, outcome="error", error_class="WorkerStalled",
+            error_message=message,
+        )
+        return Outcome(
+            job=job, status=JobStatus.QUEUED, finished_at=now, attempt=attempt,
+            error_code="worker_stalled", error_message=message, not_before=now,
+            retries=job.retries, groups_tried=job.groups_tried,
+        )
+
     def from_cache(self, job: ClaimedJob, body: bytes) -> Outcome:
         """A success answered by the response cache: no provider call, no cost."""
-        now = time.time()
+        now = self._clock()
         usage = Usage.from_openai(orjson.loads(body).get("usage"))
         attempt = AttemptRecord(
             number=job.attempts + 1,
@@ -121,7 +157,7 @@ class JobRunner:
         started_wall: float,
         latency_ms: float,
     ) -> Outcome:
-        now = time.time()
+        now = self._clock()
         cost = self._cost(deployment, completion)
         attempt = AttemptRecord(
             number=job.attempts + 1,
@@ -159,7 +195,7 @@ class JobRunner:
         started_wall: float,
         latency_ms: float,
     ) -> Outcome:
-        now = time.time()
+        now = self._clock()
         message = redact(error.message) or error.code
         attempt = AttemptRecord(
             number=job.attempts + 1,
@@ -219,7 +255,7 @@ class JobRunner:
         ``error`` is None when the job never reached a provider because its whole group is
         cooling down.
         """
-        now = time.time()
+        now = self._clock()
         tried = groups_tried(job.groups_tried, job.model_group)
         code = error.code if error is not None else "group_cooling_down"
         next_group = self._fallbacks.next_group(tried, error)

@@ -38,6 +38,7 @@ class AttemptRecord:
             "job_id": job.id,
             "batch_id": job.batch_id,
             "number": self.number,
+            "claim": job.claim,
             "model_group": self.model_group,
             "deployment_id": self.deployment_id,
             "worker_id": self.worker_id,

@@ -17,6 +17,7 @@ from dispatcher.engine.outcomes import Outcome
 from dispatcher.errors import ServiceUnavailableError
 from dispatcher.store import batches as batch_sql
 from dispatcher.store import jobs as job_sql
+from dispatcher.store.attempts import record_attempts
 from dispatcher.store.database import Database, is_transient_error
 from dispatcher.store.tables import JobStatus
 
@@ -26,17 +27,27 @@ RunInThread = Callable[..., Awaitable]
 MAX_RETRY_WAIT_S = 5.0
 
 
-def write_outcomes(database: Database, outcomes: list[Outcome]) -> set[int]:
-    """Apply outcomes in one transaction; returns the job ids whose result was recorded.
+def write_outcomes(database: Database, outcomes: list[Outcome], now: float | None = None) -> set[int]:
+    """Apply outcomes in one transaction; returns the job ids whose result is on record.
 
     A job whose claim moved on (its worker was judged dead and the job was taken over) keeps
     the other worker's result: its outcome here is dropped, but its attempt row is kept,
     because the provider call did happen.
+
+    Idempotent: when a COMMIT reply is lost, the writer cannot tell whether the transaction
+    committed, and writes the same outcomes again. Jobs already ended or requeued under this
+    claim count as recorded and are left alone; attempt rows already there are not added again,
+    and their usage and cost are not counted twice.
+
+    ``now``: on the database's clock (the engine's DatabaseClock); batches' end times.
     """
-    now = time.time()
+    now = time.time() if now is None else now
     with database.write() as connection:
         claims = {o.job.id: o.job.claim for o in outcomes}
         valid = job_sql.still_claimed(connection, claims, postgres=not database.is_sqlite)
+        written = job_sql.outcomes_written(
+            connection, {job_id: claim for job_id, claim in claims.items() if job_id not in valid}
+        )
         finals = [o.finish_row() for o in outcomes if o.is_final and o.job.id in valid]
         requeues = [o.requeue_row() for o in outcomes if not o.is_final and o.job.id in valid]
         job_sql.finish_jobs(connection, finals)
@@ -44,18 +55,20 @@ def write_outcomes(database: Database, outcomes: list[Outcome]) -> set[int]:
         batch_sql.cancel_requeued_jobs_of_cancelled_batches(
             connection, [row["b_id"] for row in requeues], now
         )
-        job_sql.insert_attempts(
+        new_attempts = record_attempts(
             connection, [o.attempt.row(o.job) for o in outcomes if o.attempt is not None]
         )
-        batch_sql.add_counters(connection, _batch_deltas(outcomes, valid))
+        batch_sql.add_counters(connection, _batch_deltas(outcomes, valid, new_attempts))
         batch_sql.stop_over_budget(connection, {o.job.batch_id for o in outcomes}, now)
         batch_sql.finish_if_done(
             connection, {o.job.batch_id for o in outcomes if o.is_final}, now
         )
-    return valid
+    return valid | written
 
 
-def _batch_deltas(outcomes: list[Outcome], valid: set[int]) -> dict[str, dict[str, float]]:
+def _batch_deltas(
+    outcomes: list[Outcome], valid: set[int], new_attempts: set[tuple[int, int]]
+) -> dict[str, dict[str, float]]:
     deltas: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for outcome in outcomes:
         delta = deltas[outcome.job.batch_id]
@@ -63,7 +76,9 @@ def _batch_deltas(outcomes: list[Outcome], valid: set[int]) -> dict[str, dict[st
             key = "succeeded" if outcome.status == JobStatus.SUCCEEDED else "failed"
             delta[key] += 1
         attempt = outcome.attempt
-        if attempt is not None and attempt.usage is not None:
+        if attempt is None or (outcome.job.id, outcome.job.claim) not in new_attempts:
+            continue  # no call, or its usage was counted when its row was first written
+        if attempt.usage is not None:
             usage = attempt.usage
             delta["prompt_tokens"] += usage.prompt_tokens
             delta["completion_tokens"] += usage.completion_tokens
@@ -87,12 +102,14 @@ class OutcomeWriter:
         *,
         flush_interval: float,
         flush_size: int,
+        clock: Callable[[], float] = time.time,
     ):
         self._database = database
         self._run_in_thread = run_in_thread
         self._on_written = on_written
         self._flush_interval = flush_interval
         self._flush_size = flush_size
+        self._clock = clock
         self._pending: list[Outcome] = []
         self._has_pending = asyncio.Event()
         self._full = asyncio.Event()
@@ -131,7 +148,7 @@ class OutcomeWriter:
         wait = 0.1
         while True:
             try:
-                valid = await self._run_in_thread(write_outcomes, self._database, batch)
+                valid = await self._run_in_thread(write_outcomes, self._database, batch, self._clock())
                 break
             except Exception as exc:  # noqa: BLE001 - decide below whether to retry
                 if not (isinstance(exc, ServiceUnavailableError) or is_transient_error(exc)):

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from dispatcher.store.database import database_now
 from dispatcher.store.tables import BatchStatus, JobStatus, batches, jobs
 
 _COUNTERS = (
@@ -35,14 +36,6 @@ def insert_batch(connection: Connection, values: dict[str, Any]) -> None:
     connection.execute(batches.insert().values(**values))
 
 
-def database_clock(connection: Connection) -> sa.ColumnElement:
-    """The database server's time in Unix seconds: one clock for every machine that compares
-    a storing lease (a submit on a laptop, workers elsewhere)."""
-    if connection.dialect.name == "postgresql":
-        return sa.cast(sa.extract("epoch", sa.func.clock_timestamp()), sa.Float)
-    return (sa.func.julianday("now") - 2440587.5) * 86400.0
-
-
 def renew_storing_lease(connection: Connection, batch_id: str, lease_s: float) -> bool:
     """Extend the lease of a batch whose jobs this process is storing.
 
@@ -56,7 +49,7 @@ def renew_storing_lease(connection: Connection, batch_id: str, lease_s: float) -
             batches.c.status == BatchStatus.VALIDATING,
             batches.c.storing_until.is_not(None),
         )
-        .values(storing_until=database_clock(connection) + lease_s)
+        .values(storing_until=database_now(connection) + lease_s)
     )
     return result.rowcount > 0
 
@@ -89,7 +82,7 @@ def abandon_storing(
     cancelled = batches.c.status == BatchStatus.CANCELLING
     statement = batches.update().where(batches.c.id == batch_id, batches.c.storing_until.is_not(None))
     if only_if_stale:
-        statement = statement.where(batches.c.storing_until < database_clock(connection))
+        statement = statement.where(batches.c.storing_until < database_now(connection))
     row = connection.execute(
         statement.values(
             status=sa.case((cancelled, BatchStatus.CANCELLED), else_=BatchStatus.FAILED),
@@ -121,7 +114,7 @@ def abandon_stale_storing(connection: Connection) -> list[tuple[str, str]]:
     stale = connection.execute(
         sa.select(batches.c.id).where(
             batches.c.status.in_([BatchStatus.VALIDATING, BatchStatus.CANCELLING]),  # indexed
-            batches.c.storing_until < database_clock(connection),
+            batches.c.storing_until < database_now(connection),
         )
     ).scalars().all()
     ended = []
@@ -327,7 +320,7 @@ def requeue_failed_jobs(
                 .values(
                     # Due at once on the database's clock, whatever the client's clock says.
                     status=JobStatus.QUEUED, model_group=group, retries=0,
-                    not_before=database_clock(connection),
+                    not_before=database_now(connection),
                     expires_at=expires_at, groups_tried=None, finished_at=None,
                     error_code=None, error_message=None, response=None, response_status=None,
                 )

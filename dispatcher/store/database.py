@@ -53,6 +53,7 @@ class Database:
                 max_overflow=pool_size,
                 pool_pre_ping=True,
                 pool_recycle=1800,
+                hide_parameters=True,  # errors and logs never show request bodies or names
             )
             self.reader = self.writer
         else:
@@ -65,6 +66,7 @@ class Database:
         engine = sa.create_engine(
             self.url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            hide_parameters=True,  # errors and logs never show request bodies or names
         )
 
         @event.listens_for(engine, "connect")
@@ -166,6 +168,18 @@ def _first_line(exc: BaseException) -> str:
 
 def now() -> float:
     return time.time()
+
+
+def database_now(connection: Connection) -> sa.ColumnElement:
+    """The database server's clock in Unix seconds, as an SQL expression.
+
+    Heartbeats are written and judged on this one clock, so a worker whose own clock is off
+    is neither declared dead nor declares others dead. (SQLite has no server: every process
+    reads the same machine's clock.)
+    """
+    if connection.dialect.name == "postgresql":
+        return sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), sa.Float)
+    return (sa.func.julianday("now") - 2440587.5) * 86400.0
 
 
 def default_sqlite_path_hint(url: str) -> str:

@@ -1,4 +1,4 @@
-"""The hot-path statements on jobs: insert, claim, record outcomes, release.
+"""The hot-path statements on jobs: insert, claim, record outcomes (hand-backs: handback.py).
 
 Every statement works on many jobs at once (one round trip per chunk), because per-job SQL
 would cost more CPU than the provider call itself. A result is written only if the job is
@@ -8,13 +8,13 @@ at-least-once delivery into exactly one recorded result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dispatcher.store.tables import JobStatus, attempts, jobs
+from dispatcher.store.tables import JobStatus, jobs
 
 INSERT_CHUNK = 2000
 
@@ -37,6 +37,10 @@ class ClaimedJob:
     groups_tried: str | None
     created_at: float
     cache_mode: int = 0
+    # Its batch has a max_cost: when it ends, the batch's spend and reservations change, so
+    # jobs of the batch held back for want of budget may fit now. Set by the claim, not a
+    # column (keyword-only, so claim columns added later still map by position).
+    budgeted: bool = field(default=False, kw_only=True)
 
 
 _CLAIM_COLUMNS = (
@@ -80,6 +84,16 @@ def _over_budget_batches():
     )
 
 
+def _unstartable_batches():
+    """Batches whose queued jobs must not start: still being stored by submit (a batch runs
+    only once it is stored whole), or being cancelled. Few rows, found by the status index."""
+    from dispatcher.store.tables import BatchStatus, batches
+
+    return sa.select(batches.c.id).where(
+        batches.c.status.in_([BatchStatus.VALIDATING, BatchStatus.CANCELLING])
+    )
+
+
 def _claim_statement(postgres: bool):
     """The claim as one statement with bind parameters, built once per dialect.
 
@@ -98,6 +112,7 @@ def _claim_statement(postgres: bool):
             jobs.c.not_before <= now,
             sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
             jobs.c.batch_id.not_in(_over_budget_batches()),
+            jobs.c.batch_id.not_in(_unstartable_batches()),
         )
         .order_by(jobs.c.priority, jobs.c.fair_key, jobs.c.id)
         .limit(sa.bindparam("limit", type_=sa.Integer))
@@ -205,6 +220,7 @@ def _within_budgets(connection: Connection, claimed: list[ClaimedJob]) -> list[C
                 handed_back.append(job.id)
                 continue
             reserved[job.batch_id] += estimates.get(job.id, 0.0)
+            job.budgeted = True
         kept.append(job)
     if handed_back:
         connection.execute(
@@ -305,32 +321,6 @@ def queued_counts(connection: Connection) -> dict[str, int]:
     return {group: count for group, count in rows}
 
 
-def release_orphaned_jobs(connection: Connection, now: float, dead_after: float) -> int:
-    """Requeue running jobs whose worker is unknown or stopped (no live heartbeat)."""
-    from dispatcher.store.tables import workers
-
-    live = sa.select(workers.c.id).where(
-        workers.c.stopped_at.is_(None), workers.c.heartbeat_at >= now - dead_after
-    )
-    orphans = connection.execute(
-        sa.select(jobs.c.worker_id).distinct().where(
-            jobs.c.status == JobStatus.RUNNING,
-            sa.or_(jobs.c.worker_id.is_(None), jobs.c.worker_id.not_in(live)),
-        )
-    ).scalars().all()
-    released = 0
-    for worker_id in orphans:
-        if worker_id is None:
-            released += connection.execute(
-                jobs.update()
-                .where(jobs.c.status == JobStatus.RUNNING, jobs.c.worker_id.is_(None))
-                .values(status=JobStatus.QUEUED, not_before=now)
-            ).rowcount
-        else:
-            released += len(release_worker_jobs(connection, worker_id, now, "worker no longer alive"))
-    return released
-
-
 def next_ready_time(connection: Connection, groups: Iterable[str]) -> float | None:
     """The earliest ``not_before`` among queued jobs of these groups (for delayed retries)."""
     return connection.execute(
@@ -354,6 +344,21 @@ def still_claimed(
     )
     if postgres:
         query = query.with_for_update()
+    return {row.id for row in connection.execute(query) if claims.get(row.id) == row.claim}
+
+
+def outcomes_written(connection: Connection, claims: dict[int, int]) -> set[int]:
+    """Ids among ``claims`` whose outcome was written under that very claim already.
+
+    Every hand-back bumps ``claim``, so a job no longer running under the claim the worker
+    holds was ended or requeued by that worker: an earlier try of this write committed, and
+    only its reply was lost.
+    """
+    if not claims:
+        return set()
+    query = sa.select(jobs.c.id, jobs.c.claim).where(
+        jobs.c.id.in_(list(claims)), jobs.c.status != JobStatus.RUNNING
+    )
     return {row.id for row in connection.execute(query) if claims.get(row.id) == row.claim}
 
 
@@ -408,55 +413,3 @@ def requeue_jobs(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Put jobs back in the queue (a retry after ``not_before``, or a fallback group)."""
     if rows:
         connection.execute(_REQUEUE, rows)
-
-
-def insert_attempts(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        connection.execute(attempts.insert(), rows)
-
-
-def release_worker_jobs(
-    connection: Connection, worker_id: str, now: float, reason: str
-) -> list[tuple[int, str, str, int]]:
-    """Return a worker's running jobs to the queue, recording each interrupted attempt.
-
-    Used when a worker stops without finishing (shutdown grace over) or is found dead.
-    Returns (job id, batch id, model group, attempt number) of the released jobs.
-    """
-    running = connection.execute(
-        sa.select(
-            jobs.c.id, jobs.c.batch_id, jobs.c.model_group, jobs.c.attempts, jobs.c.started_at,
-            jobs.c.deployment_id,
-        ).where(jobs.c.worker_id == worker_id, jobs.c.status == JobStatus.RUNNING)
-    ).all()
-    if not running:
-        return []
-    connection.execute(
-        jobs.update()
-        .where(jobs.c.worker_id == worker_id, jobs.c.status == JobStatus.RUNNING)
-        .values(
-            status=JobStatus.QUEUED,
-            worker_id=None,
-            attempts=jobs.c.attempts + 1,
-            not_before=now,
-        )
-    )
-    insert_attempts(
-        connection,
-        [
-            {
-                "job_id": row.id,
-                "batch_id": row.batch_id,
-                "number": row.attempts + 1,
-                "model_group": row.model_group,
-                "deployment_id": row.deployment_id,
-                "worker_id": worker_id,
-                "started_at": row.started_at or now,
-                "ended_at": now,
-                "outcome": "abandoned",
-                "error_message": reason,
-            }
-            for row in running
-        ],
-    )
-    return [(row.id, row.batch_id, row.model_group, row.attempts + 1) for row in running]

@@ -60,6 +60,10 @@ class Batch(SQLModel, table=True):
         default=None, description="when max_cost stopped the batch from starting more jobs"
     )
     cache_mode: int = Field(default=0, description="0 off, 1 deterministic requests, 2 forced")
+    storing_until: Optional[float] = Field(
+        default=None,
+        description="set while submit stores the jobs (database clock); stale: the submitter died",
+    )
     created_at: float
     in_progress_at: Optional[float] = None
     finalizing_at: Optional[float] = None
@@ -130,6 +134,9 @@ class Job(SQLModel, table=True):
     )
     cache_mode: int = Field(default=0, description="0 off, 1 deterministic requests, 2 forced")
     attempts: int = Field(default=0, description="provider calls made, abandoned ones included")
+    worker_deaths: int = Field(
+        default=0, description="workers that died while running this job (a poison job is capped)"
+    )
     retries: int = Field(default=0, description="retries used in the current model group")
     groups_tried: Optional[str] = Field(default=None, sa_type=sa.Text)
     created_at: float
@@ -153,11 +160,16 @@ class Attempt(SQLModel, table=True):
     """One provider call (or a call abandoned when its worker died)."""
 
     __tablename__ = "attempts"
+    __table_args__ = (
+        # One call per claim: a retried write of the same outcome cannot add a second row.
+        sa.Index("ux_attempts_job_claim", "job_id", "claim", unique=True),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     job_id: int = Field(index=True)
     batch_id: str = Field(max_length=64, index=True)
     number: int
+    claim: Optional[int] = Field(default=None, description="the job's claim number the call ran under")
     model_group: str = Field(max_length=200)
     deployment_id: Optional[str] = Field(default=None, max_length=200)
     worker_id: Optional[str] = Field(default=None, max_length=64)

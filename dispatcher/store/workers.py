@@ -1,11 +1,21 @@
-"""The registry of worker processes: heartbeats, and taking over the jobs of dead ones."""
+"""The registry of worker processes: heartbeats, and taking over the jobs of dead ones.
+
+Heartbeats are written and judged on the database's clock (``database_now``), never on a
+worker's own: a worker whose clock is off is neither declared dead nor declares others dead.
+Each heartbeat also tells the worker that clock (a ``ClockReading``), so the times it writes
+to jobs are on it too (see clock.py).
+"""
 
 from __future__ import annotations
+
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from dispatcher.store.jobs import release_worker_jobs
+from dispatcher.store.clock import ClockReading
+from dispatcher.store.database import database_now
+from dispatcher.store.handback import Released, release_worker_jobs
 from dispatcher.store.tables import workers
 
 
@@ -17,34 +27,37 @@ def register_worker(
     pid: int,
     concurrency: int,
     groups: list[str],
-    now: float,
-) -> None:
+) -> ClockReading:
+    """Add (or revive) a worker; returns the database's clock as read by the write."""
     values = dict(
         hostname=hostname,
         pid=pid,
         concurrency=concurrency,
         groups=",".join(groups),
-        started_at=now,
-        heartbeat_at=now,
+        started_at=database_now(connection),
+        heartbeat_at=database_now(connection),
         stopped_at=None,
     )
-    updated = connection.execute(
-        workers.update().where(workers.c.id == worker_id).values(**values)
-    ).rowcount
-    if not updated:
-        connection.execute(workers.insert().values(id=worker_id, **values))
+    reading = _timed(connection, workers.update().where(workers.c.id == worker_id).values(**values))
+    return reading or _timed(connection, workers.insert().values(id=worker_id, **values))
 
 
-def heartbeat(connection: Connection, worker_id: str, now: float) -> bool:
-    """Refresh the heartbeat; False when this worker had been declared dead (and reaped)."""
-    return (
-        connection.execute(
-            workers.update()
-            .where(workers.c.id == worker_id, workers.c.stopped_at.is_(None))
-            .values(heartbeat_at=now)
-        ).rowcount
-        > 0
+def heartbeat(connection: Connection, worker_id: str) -> ClockReading | None:
+    """Refresh the heartbeat; None when this worker had been declared dead (and reaped)."""
+    return _timed(
+        connection,
+        workers.update()
+        .where(workers.c.id == worker_id, workers.c.stopped_at.is_(None))
+        .values(heartbeat_at=database_now(connection)),
     )
+
+
+def _timed(connection: Connection, statement) -> ClockReading | None:
+    """Run a write of ``heartbeat_at``; the database time it wrote, between two local readings
+    (None when it wrote no row)."""
+    before = time.time()
+    written = connection.execute(statement.returning(workers.c.heartbeat_at)).scalar_one_or_none()
+    return None if written is None else ClockReading(float(written), before, time.time())
 
 
 def mark_stopped(connection: Connection, worker_id: str, now: float) -> None:
@@ -53,20 +66,26 @@ def mark_stopped(connection: Connection, worker_id: str, now: float) -> None:
     )
 
 
-def dead_workers(connection: Connection, now: float, dead_after: float) -> list[str]:
+def dead_workers(connection: Connection, dead_after: float) -> list[str]:
+    """Workers whose last heartbeat is more than ``dead_after`` seconds old (database clock)."""
     return list(
         connection.execute(
             sa.select(workers.c.id).where(
-                workers.c.stopped_at.is_(None), workers.c.heartbeat_at < now - dead_after
+                workers.c.stopped_at.is_(None),
+                workers.c.heartbeat_at < database_now(connection) - dead_after,
             )
         ).scalars()
     )
 
 
 def reap_worker(
-    connection: Connection, worker_id: str, now: float, reason: str
-) -> list[tuple[int, str, str, int]]:
-    """Declare a worker dead and return its running jobs to the queue (once, even if raced)."""
+    connection: Connection, worker_id: str, now: float, reason: str,
+    *, max_worker_deaths: int | None = None,
+) -> list[Released]:
+    """Declare a worker dead and return its running jobs to the queue (once, even if raced).
+
+    A job that has now been running in ``max_worker_deaths`` dead workers fails instead.
+    """
     won = connection.execute(
         workers.update()
         .where(workers.c.id == worker_id, workers.c.stopped_at.is_(None))
@@ -74,12 +93,15 @@ def reap_worker(
     ).rowcount
     if not won:
         return []
-    return release_worker_jobs(connection, worker_id, now, reason)
+    return release_worker_jobs(
+        connection, worker_id, now, reason, died=True, max_worker_deaths=max_worker_deaths
+    )
 
 
-def live_workers(connection: Connection, now: float, dead_after: float) -> list[Row]:
+def live_workers(connection: Connection, dead_after: float) -> list[Row]:
     return connection.execute(
         sa.select(workers).where(
-            workers.c.stopped_at.is_(None), workers.c.heartbeat_at >= now - dead_after
+            workers.c.stopped_at.is_(None),
+            workers.c.heartbeat_at >= database_now(connection) - dead_after,
         )
     ).all()
