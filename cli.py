@@ -19,6 +19,7 @@ import click
 
 from dispatcher.errors import DispatcherError, InputError, OutputError, UsageError, user_error_for
 from dispatcher.safe_text import printable
+from dispatcher.times import TIME_OR_AGO_HELP
 
 EXIT_FAILURES = 1
 EXIT_INTERRUPTED = 130
@@ -91,52 +92,49 @@ def cli(ctx: click.Context, config: str | None, verbose: int, log_format: str) -
 
 # -- shared options ------------------------------------------------------------------------
 
-def submit_options(function):
-    """Options shared by ``run`` and ``submit``."""
-    options = [
-        click.option("--model", "-m", help="Model group for lines whose body names none."),
-        click.option(
-            "--priority", "-p",
-            help="0 (most urgent) to 9, or urgent/high/normal/low/bulk. Default: config's "
-            "default_priority (5). A line's own 'priority' field wins.",
-        ),
-        click.option("--name", help="A name for the batch, shown by list and status."),
-        click.option(
-            "--metadata", multiple=True, metavar="KEY=VALUE",
-            help="Metadata stored with the batch (repeatable), like OpenAI's batch metadata.",
-        ),
-        click.option(
-            "--skip-invalid", is_flag=True,
-            help="Submit the valid lines and record invalid ones as failed jobs, instead of "
-            "refusing the whole input.",
-        ),
-        click.option(
-            "--completion-window", metavar="DURATION",
-            help="Jobs not started within this time end 'expired' (e.g. 24h). Default: config.",
-        ),
-        click.option(
-            "--weight", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-            help="Share of capacity among batches of the same priority (2 = twice the turns).",
-        ),
-        click.option(
-            "--not-before", metavar="TIME",
-            help="Hold the batch until TIME (ISO 8601 like 2026-11-25T02:00, or Unix seconds).",
-        ),
-        click.option("--delay", metavar="DURATION", help="Hold the batch for DURATION (e.g. 10m)."),
-        click.option(
-            "--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
-            help="Budget: once spent plus the estimated cost of calls in flight reaches it, no new "
-            "request starts; the batch ends 'budget_exceeded'.",
-        ),
-        click.option(
-            "--cache", is_flag=True,
-            help="Answer requests identical to ones already answered from the response cache "
-            "(any temperature), without a provider call.",
-        ),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+def submit_options(*, for_submit: bool = False):
+    """The fields of SubmitOptions (dispatcher/submit_options.py) as click options."""
+    from dispatcher.submit_options import public_fields
+
+    def decorate(function):
+        for spec in reversed(public_fields()):
+            if for_submit or not spec.metadata.get("only_submit"):
+                function = click.option(*_flags(spec), **_option_shape(spec))(function)
+        return function
+
+    return decorate
+
+
+def _flags(spec) -> list[str]:
+    return ["--" + spec.name.replace("_", "-"), *filter(None, [spec.metadata.get("short")])]
+
+
+def _option_shape(spec) -> dict:
+    """click's settings for one SubmitOptions field, read from its type and metadata."""
+    from typing import get_args, get_type_hints
+
+    from dispatcher.submit_options import SubmitOptions
+
+    hint = get_type_hints(SubmitOptions)[spec.name]
+    kinds = set(get_args(hint)) or {hint}
+    shape = {"help": spec.metadata["help"], "metavar": spec.metadata.get("metavar")}
+    if hint is bool:
+        return {"help": shape["help"], "is_flag": True}
+    if getattr(hint, "__origin__", None) is dict:
+        return {**shape, "multiple": True}  # KEY=VALUE pairs, see submit_fields
+    if str not in kinds and float in kinds:
+        shape["type"] = click.FloatRange(min=0, min_open=True) if spec.metadata.get("positive") else float
+        if isinstance(spec.default, float):
+            shape.update(default=spec.default, show_default=True)
+    return shape
+
+
+def submit_fields(options: dict) -> dict:
+    """Keyword arguments for Client.submit from the parsed options (unset ones left out)."""
+    fields = {name: value for name, value in options.items() if value is not None}
+    if "metadata" in fields:
+        fields["metadata"] = parse_metadata(fields["metadata"])
+    return fields
 
 
 def parse_metadata(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -147,49 +145,6 @@ def parse_metadata(pairs: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--metadata expects KEY=VALUE, got {pair!r}")
         metadata[key] = value
     return metadata
-
-
-def submit_kwargs(model, priority, name, metadata, skip_invalid, completion_window, weight,
-                  not_before, delay, max_cost, cache) -> dict:
-    return dict(
-        max_cost=max_cost,
-        cache=cache,
-        model=model,
-        priority=_priority(priority),
-        name=name,
-        metadata=parse_metadata(metadata),
-        skip_invalid=skip_invalid,
-        completion_window=completion_window,
-        weight=weight,
-        not_before=_start_time(not_before, delay),
-    )
-
-
-def _start_time(not_before: str | None, delay: str | None) -> float | None:
-    import time
-    from datetime import datetime
-
-    from dispatcher.durations import parse_duration
-
-    if not_before and delay:
-        raise UsageError("use --not-before or --delay, not both")
-    if delay:
-        try:
-            return time.time() + parse_duration(delay)
-        except ValueError as exc:
-            raise UsageError(f"--delay: {exc}") from None
-    if not_before:
-        try:
-            return float(not_before)
-        except ValueError:
-            pass
-        try:
-            return datetime.fromisoformat(not_before).timestamp()
-        except ValueError:
-            raise UsageError(
-                f"--not-before: {not_before!r} is neither ISO 8601 (2026-11-25T02:00) nor Unix seconds"
-            ) from None
-    return None
 
 
 def _priority(value: str | None, what: str = "--priority") -> int | None:
@@ -333,7 +288,7 @@ def wait_with_progress(app: AppContext, batch_id: str, node=None):
                 if node is None:
                     return client.status(batch_id), interrupted
                 if interrupted == 1:
-                    grace = client.settings.worker.shutdown_grace
+                    grace = client.worker_settings().shutdown_grace
                     note = f"stopping: finishing calls in flight (up to {grace:.0f}s); Ctrl-C again to abandon them"
                     node.request_stop()
                 else:
@@ -365,7 +320,7 @@ def resume_hint(app: AppContext, batch_id: str, output: str | None, errors: str 
               help="Also write failed requests here (OpenAI batch error-file format).")
 @click.option("--concurrency", type=click.IntRange(min=1),
               help="Calls kept in flight by this process. Default: config (256).")
-@submit_options
+@submit_options()
 @pass_app
 def run(app: AppContext, input_file, output, errors_path, concurrency, **options) -> None:
     """Submit INPUT, process it in this process, and write the results.
@@ -378,11 +333,11 @@ def run(app: AppContext, input_file, output, errors_path, concurrency, **options
     """
     check_output_paths(output, errors_path)
     client = app.client
-    kwargs = submit_kwargs(**options)
+    fields = submit_fields(options)
     with sigterm_as_interrupt():
         node = client.start_worker(concurrency=concurrency)
         try:
-            result = client.submit(input_file, **kwargs)
+            result = client.submit(input_file, **fields)
             report_submit(result)
             status, interrupted = wait_with_progress(app, result.batch_id, node)
         finally:
@@ -398,17 +353,16 @@ def run(app: AppContext, input_file, output, errors_path, concurrency, **options
 
 @cli.command()
 @click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--idempotency-key", help="If a batch was already submitted with this key, print its id instead of submitting again.")
-@submit_options
+@submit_options(for_submit=True)
 @pass_app
-def submit(app: AppContext, input_file, idempotency_key, **options) -> None:
+def submit(app: AppContext, input_file, **options) -> None:
     """Validate INPUT and queue it for workers; prints the batch id on stdout.
 
     The whole input is validated first: unless --skip-invalid is given, one bad line
     refuses the submission (exit 2) and nothing is stored.
     """
     client = app.client
-    result = client.submit(input_file, idempotency_key=idempotency_key, **submit_kwargs(**options))
+    result = client.submit(input_file, **submit_fields(options))
     if result.existing:
         info(f"idempotency key seen before: batch {result.batch_id} already exists")
     else:
@@ -524,8 +478,8 @@ def cancel(app: AppContext, batch_id: str) -> None:
 @cli.command()
 @click.option("--by", type=click.Choice(["group", "deployment", "batch", "day"]), default="group",
               show_default=True, help="How to group the report.")
-@click.option("--since", metavar="TIME", help="From TIME: ISO date/time, Unix seconds, or a duration ago (7d).")
-@click.option("--until", metavar="TIME", help="Up to TIME (same forms).")
+@click.option("--since", metavar="TIME", help=f"From TIME: {TIME_OR_AGO_HELP}.")
+@click.option("--until", metavar="TIME", help="Up to TIME (same forms as --since).")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header line.")
 @pass_app
@@ -536,64 +490,19 @@ def usage(app: AppContext, by: str, since: str | None, until: str | None, as_jso
     in 'unknown price', never as free: with --json/--csv, 'cost' is then null/empty and
     'known_cost' holds the priced calls' part.
     """
-    rows = app.client.usage(by=by, since=_point_in_time(since, "--since"), until=_point_in_time(until, "--until"))
+    rows = app.client.usage(by=by, since=since, until=until)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    columns = ["key", "requests", "failures", "cache_hits", "prompt_tokens", "completion_tokens",
-               "total_tokens", "cached_tokens", "cost", "known_cost", "unknown_cost_requests"]
+    from dispatcher.console import out_console, usage_table, write_usage_csv
+
     if as_csv:
-        import csv
-
-        writer = csv.writer(sys.stdout)
-        writer.writerow([by if c == "key" else c for c in columns])
-        for row in rows:
-            writer.writerow(["" if row[c] is None else row[c] for c in columns])  # empty: unknown
+        write_usage_csv(rows, by, sys.stdout)
         return
-    from rich.table import Table
-
-    from dispatcher.console import literal, out_console
-
-    table = Table(show_edge=False, header_style="bold")
-    for title in (by, "requests", "failures", "cache hits", "prompt tok", "completion tok",
-                  "total tok", "cost (USD)", "unknown price"):
-        table.add_column(title, justify="left" if title == by else "right")
-    for row in rows:
-        table.add_row(
-            literal(str(row["key"])), f"{row['requests']:,}", f"{row['failures']:,}", f"{row['cache_hits']:,}",
-            f"{row['prompt_tokens']:,}", f"{row['completion_tokens']:,}", f"{row['total_tokens']:,}",
-            f"{row['known_cost']:.6f}" + (" + unknown" if row["unknown_cost_requests"] else ""),
-            str(row["unknown_cost_requests"] or "-"),
-        )
     if not rows:
         info("no provider calls in that period")
         return
-    out_console.print(table)
-
-
-def _point_in_time(text: str | None, option: str) -> float | None:
-    import time
-    from datetime import datetime, timezone
-
-    from dispatcher.durations import parse_duration
-
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return time.time() - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"{option}: {text!r} is not a date (2026-11-01), Unix seconds, or a duration (7d)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    out_console.print(usage_table(rows, by))
 
 
 @cli.command()
@@ -630,8 +539,9 @@ def complete(app: AppContext, prompt: str, model, priority, system, max_tokens, 
     chat-completions JSON body ({"messages": [...], ...}). In embedded mode (no redis_url)
     this process runs the request itself.
     """
-    request = _completion_request(prompt, system, max_tokens, temperature)
-    body = app.client.complete(request, model=model, priority=_priority(priority), timeout=timeout)
+    body = app.client.complete(_prompt_or_body(prompt), model=model, priority=_priority(priority),
+                               timeout=timeout, system=system, max_tokens=max_tokens,
+                               temperature=temperature)
     if as_json:
         click.echo(json.dumps(body, indent=2))
         return
@@ -642,26 +552,19 @@ def complete(app: AppContext, prompt: str, model, priority, system, max_tokens, 
     click.echo(content if content is not None else json.dumps(body))
 
 
-def _completion_request(prompt: str, system, max_tokens, temperature) -> dict:
-    text = sys.stdin.read() if prompt == "-" else prompt
-    body: dict | None = None
-    if prompt == "-" and text.lstrip().startswith("{"):
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"stdin looks like JSON but is not valid: {exc}") from None
-        if not isinstance(body, dict):
-            raise UsageError("a JSON body on stdin must be an object with 'messages'")
-    if body is None:
-        if not text.strip():
-            raise UsageError("the prompt is empty")
-        body = {"messages": [{"role": "user", "content": text.rstrip("\n") if prompt == "-" else text}]}
-    if system:
-        body["messages"] = [{"role": "system", "content": system}] + list(body.get("messages") or [])
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    if temperature is not None:
-        body["temperature"] = temperature
+def _prompt_or_body(prompt: str) -> str | dict:
+    """PROMPT as given; '-': stdin's text, or the chat-completions body it holds as JSON."""
+    if prompt != "-":
+        return prompt
+    text = sys.stdin.read()
+    if not text.lstrip().startswith("{"):
+        return text.rstrip("\n")
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"stdin looks like JSON but is not valid: {exc}") from None
+    if not isinstance(body, dict):
+        raise UsageError("a JSON body on stdin must be an object with 'messages'")
     return body
 
 
@@ -690,9 +593,7 @@ def recover(app: AppContext) -> None:
     Jobs already finished are never touched, so nothing runs twice. Workers also do all of
     this on their own every few seconds; this makes it immediate.
     """
-    client = app.client
-    client.messaging.check()
-    report = client.recover()
+    report = app.client.recover()
     queued = ", ".join(f"{g}: {n}" for g, n in sorted(report["queued_jobs_by_group"].items())) or "none"
     info(f"requeued {report['jobs_requeued_from_dead_workers']} jobs of dead workers; "
          f"queued jobs announced again ({queued})")
@@ -723,28 +624,26 @@ def worker(app: AppContext, processes: int | None, concurrency: int | None, grou
     from workers.supervisor import Supervisor
 
     client = app.client
-    client.database.check()
-    client.messaging.check()
+    client.check_services()
+    settings = client.worker_settings()
     if client.embedded:
         info("no redis_url configured: this worker finds jobs by polling the database "
-             f"every {client.settings.worker.poll_interval:g}s")
+             f"every {settings.poll_interval:g}s")
     chosen = [g.strip() for g in groups.split(",")] if groups else None
-    if chosen:
-        unknown = sorted(set(chosen) - set(client.deployments.groups))
-        if unknown:
-            raise UsageError(f"--groups: unknown model group(s) {', '.join(unknown)}")
+    unknown = client.unknown_groups(chosen or [])
+    if unknown:
+        raise UsageError(f"--groups: unknown model group(s) {', '.join(unknown)}")
     supervisor = Supervisor(
         config_path=str(client.config_path) if client.config_path else None,
-        processes=processes or client.settings.worker.processes,
+        processes=processes or settings.processes,
         concurrency=concurrency,
         groups=chosen,
         verbose=max(app.verbose, 1),
         log_format=app.log_format,
-        database=client.database,
-        shutdown_grace=client.settings.worker.shutdown_grace,
-        metrics_port=metrics_port or client.settings.worker.metrics_port,
+        hand_back=client.hand_back_worker,
+        shutdown_grace=settings.shutdown_grace,
+        metrics_port=metrics_port or settings.metrics_port,
         metrics_host=metrics_host,
-        max_worker_deaths=client.settings.worker.max_worker_deaths,
     )
     sys.exit(supervisor.run())
 
@@ -761,26 +660,12 @@ def db() -> None:
 @pass_app
 def upgrade(app: AppContext, wait_s: float) -> None:
     """Create or migrate the database schema to the current version."""
-    from dispatcher.store.database import Database
-    from dispatcher.store.migrate import current_revision, head_revision, wait_for_database
-    from dispatcher.store.migrate import upgrade as run_upgrade
-
-    from dispatcher.config.loader import load_config
-
-    config, _ = load_config(app.config_path)
-    database = Database(config.dispatcher_settings.database_url)
-    try:
-        wait_for_database(database, wait_s, info)
-        before = current_revision(database)
-        run_upgrade(database)
-        after = current_revision(database)
-        if before == after:
-            info(f"{database.display_url}: schema already at revision {after}")
-        else:
-            info(f"{database.display_url}: schema upgraded from {before or 'empty'} to {after} "
-                 f"(head {head_revision(database)})")
-    finally:
-        database.dispose()
+    done = app.client.upgrade_schema(wait_s=wait_s, notify=info)
+    if done.before == done.after:
+        info(f"{done.display_url}: schema already at revision {done.after}")
+    else:
+        info(f"{done.display_url}: schema upgraded from {done.before or 'empty'} to {done.after} "
+             f"(head {done.head})")
 
 
 @cli.command()
@@ -792,46 +677,13 @@ def models(app: AppContext, as_json: bool) -> None:
     With Redis configured, also what the fleet is doing now: requests and tokens booked this
     minute against each limit, calls in flight, and any pause after a provider's 429.
     """
-    from dispatcher.client.deployment_report import deployment_report
-
-    client = app.client
-    if client.settings.redis_url:
-        client.messaging.check()
-    rows = deployment_report(client.config, client.deployments)
+    rows = app.client.deployment_report()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
+    from dispatcher.console import deployments_table, out_console
 
-    from dispatcher.console import literal, out_console
-
-    live = any("in_flight" in row for row in rows)
-    table = Table(show_edge=False, header_style="bold")
-    columns = ["group", "deployment", "model", "rpm", "tpm", "$/1M in", "$/1M out"]
-    if live:
-        columns += ["req/min now", "tok/min now", "in flight", "paused"]
-    columns.append("api_base")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        cells = [
-            literal(row["group"]), literal(row["deployment"]), literal(row["model"]),
-            str(row["rpm"] or "-"), str(row["tpm"] or "-"),
-            _per_million(row["input_cost_per_token"]), _per_million(row["output_cost_per_token"]),
-        ]
-        if live:
-            cells += [
-                str(row.get("requests_this_minute", "-")), str(row.get("tokens_this_minute", "-")),
-                str(row.get("in_flight", "-")),
-                f"{row['paused_for_s']:.1f}s" if row.get("paused_for_s") else "-",
-            ]
-        cells.append(literal(row["api_base"] or "(in-process)"))
-        table.add_row(*cells)
-    out_console.print(table)
-
-
-def _per_million(value: float | None) -> str:
-    return "unknown" if value is None else f"{value * 1e6:.3f}"
+    out_console.print(deployments_table(rows))
 
 
 def finish(app: AppContext, status, errors_path: str | None = None) -> None:

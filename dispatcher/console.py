@@ -5,9 +5,11 @@ Everything here writes to stderr except where a command's output is data (ids, J
 
 from __future__ import annotations
 
+import csv
 import sys
 import time
 from collections import deque
+from typing import TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -123,6 +125,65 @@ def batches_table(infos: list[BatchInfo]) -> Table:
             f"${info.cost:.4f}" + (" + unknown" if info.cost_unknown else ""),
             format_ts(info.created_at),
             literal(info.name or ""),
+        )
+    return table
+
+
+def deployments_table(rows: list[dict]) -> Table:
+    """``models``: one row per deployment; live columns when the report has fleet figures."""
+    live = any("in_flight" in row for row in rows)
+    table = Table(show_edge=False, header_style="bold")
+    columns = ["group", "deployment", "model", "rpm", "tpm", "$/1M in", "$/1M out"]
+    if live:
+        columns += ["req/min now", "tok/min now", "in flight", "paused"]
+    columns.append("api_base")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        cells = [
+            literal(row["group"]), literal(row["deployment"]), literal(row["model"]),
+            str(row["rpm"] or "-"), str(row["tpm"] or "-"),
+            _per_million(row["input_cost_per_token"]), _per_million(row["output_cost_per_token"]),
+        ]
+        if live:
+            cells += [
+                str(row.get("requests_this_minute", "-")), str(row.get("tokens_this_minute", "-")),
+                str(row.get("in_flight", "-")),
+                f"{row['paused_for_s']:.1f}s" if row.get("paused_for_s") else "-",
+            ]
+        cells.append(literal(row["api_base"] or "(in-process)"))
+        table.add_row(*cells)
+    return table
+
+
+def _per_million(value: float | None) -> str:
+    return "unknown" if value is None else f"{value * 1e6:.3f}"
+
+
+USAGE_CSV_COLUMNS = ["key", "requests", "failures", "cache_hits", "prompt_tokens", "completion_tokens",
+                     "total_tokens", "cached_tokens", "cost", "known_cost", "unknown_cost_requests"]
+
+
+def write_usage_csv(rows: list[dict], by: str, stream: TextIO) -> None:
+    """``usage --csv``: a header naming the grouping, then one line per row; unknown cost is empty."""
+    writer = csv.writer(stream)
+    writer.writerow([by if c == "key" else c for c in USAGE_CSV_COLUMNS])
+    for row in rows:
+        writer.writerow(["" if row[c] is None else row[c] for c in USAGE_CSV_COLUMNS])
+
+
+def usage_table(rows: list[dict], by: str) -> Table:
+    """``usage``: one row per group (deployment, batch, day), cost never shown as free when unknown."""
+    table = Table(show_edge=False, header_style="bold")
+    for title in (by, "requests", "failures", "cache hits", "prompt tok", "completion tok",
+                  "total tok", "cost (USD)", "unknown price"):
+        table.add_column(title, justify="left" if title == by else "right")
+    for row in rows:
+        table.add_row(
+            literal(str(row["key"])), f"{row['requests']:,}", f"{row['failures']:,}", f"{row['cache_hits']:,}",
+            f"{row['prompt_tokens']:,}", f"{row['completion_tokens']:,}", f"{row['total_tokens']:,}",
+            f"{row['known_cost']:.6f}" + (" + unknown" if row["unknown_cost_requests"] else ""),
+            str(row["unknown_cost_requests"] or "-"),
         )
     return table
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -31,9 +34,10 @@ from dispatcher.client.export import (
     output_line,
     write_results,
 )
-from dispatcher.client.submit import SubmitOptions, SubmitResult, default_group, submit
+from dispatcher.client.completion import completion_body
+from dispatcher.client.submit import SubmitResult, default_group, submit
 from dispatcher.config.loader import apply_env_overrides, load_config
-from dispatcher.config.schema import DispatcherConfig
+from dispatcher.config.schema import DispatcherConfig, WorkerSettings
 from dispatcher.deployments import Deployments, build_deployments
 from dispatcher.errors import DispatcherError, NotFoundError, UsageError
 from dispatcher.intake.reader import Source
@@ -43,8 +47,21 @@ from dispatcher.store import workers as worker_sql
 from dispatcher.store.database import Database
 from dispatcher.store.migrate import ensure_schema
 from dispatcher.store.tables import BatchStatus, JobStatus
+from dispatcher.submit_options import SubmitOptions
+from dispatcher.times import parse_time_or_ago
 
 Progress = Callable[[BatchInfo], None]
+Moment = float | str | datetime
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What ``upgrade_schema`` did: revisions before and after (None: no schema)."""
+
+    display_url: str  # the database's URL, without its password
+    before: str | None
+    after: str | None
+    head: str | None
 
 BATCH_STATUSES = (
     BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.FINALIZING, BatchStatus.COMPLETED,
@@ -112,7 +129,6 @@ class Client:
             settings = self.config.dispatcher_settings.model_copy(update=overrides)
             self.config = self.config.model_copy(update={"dispatcher_settings": settings})
         self.settings = self.config.dispatcher_settings
-        self.deployments: Deployments = build_deployments(self.config)
         self._database: Database | None = None
         self._messaging = None
         self._local_worker = None  # started by wait()/complete() in embedded mode
@@ -124,6 +140,11 @@ class Client:
     def embedded(self) -> bool:
         """True when no Redis is configured: jobs run in this process."""
         return not self.settings.redis_url
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        # Built on first use: `db upgrade` needs no provider (nor its api_base variables).
+        return build_deployments(self.config)
 
     @property
     def database(self) -> Database:
@@ -158,51 +179,24 @@ class Client:
 
     # -- batches -----------------------------------------------------------------------
 
-    def submit(
-        self,
-        source: Source,
-        *,
-        model: str | None = None,
-        priority: int | str | None = None,
-        name: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        skip_invalid: bool = False,
-        idempotency_key: str | None = None,
-        completion_window: str | None = None,
-        weight: float = 1.0,
-        not_before: float | None = None,
-        max_cost: float | None = None,
-        cache: bool = False,
-    ) -> SubmitResult:
+    def submit(self, source: Source, *, options: SubmitOptions | None = None, **fields: Any) -> SubmitResult:
         """Validate and enqueue a batch from a JSONL path (``-`` for stdin), a file or dicts.
 
+        Options are ``SubmitOptions`` fields, given as keywords or as an object, e.g.
         ``priority``: 0 (most urgent) to 9 or a name; ``weight``: share among batches of the
-        same priority (2 = twice the turns); ``not_before``: Unix time the batch may start;
+        same priority (2 = twice the turns); ``not_before``: when the batch may start (Unix
+        seconds, a datetime, or ISO 8601 text; no zone means UTC) or ``delay`` ("10m");
         ``max_cost``: USD budget (the batch stops starting jobs once it is reached);
         ``cache``: answer repeated requests from the response cache, whatever their temperature.
         """
-        if max_cost is not None and max_cost <= 0:
-            raise UsageError("max_cost must be positive")
-        if weight <= 0:
-            raise UsageError("weight must be positive")
+        options = replace(options, **fields) if options is not None else SubmitOptions(**fields)
+        model = options.model
         if model is not None and model not in self.deployments.by_group:
             raise UsageError(
                 f"unknown model group '{model}' (--model); the config defines: "
                 + ", ".join(sorted(self.deployments.by_group))
             )
-        options = SubmitOptions(
-            model=model,
-            priority=parse_priority(priority) if priority is not None else None,
-            name=name,
-            metadata=metadata or {},
-            skip_invalid=skip_invalid,
-            idempotency_key=idempotency_key,
-            completion_window=completion_window,
-            weight=weight,
-            not_before=not_before,
-            max_cost=max_cost,
-            cache_mode=2 if cache else (1 if self.settings.cache.enabled else 0),
-        )
+        options = replace(options, cache_mode=2 if options.cache else (1 if self.settings.cache.enabled else 0))
         messaging = self.messaging
         database = self.database
 
@@ -300,15 +294,19 @@ class Client:
         priority: int | str | None = "urgent",
         timeout: float | None = 300.0,
         poll_interval: float = 0.05,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> dict[str, Any]:
         """One chat completion through the queue: submit, wait, return the response body.
 
-        ``request`` is a prompt (sent as one user message) or a chat-completions body.
-        Raises CompletionFailed (with the error line) when the request fails, and
-        TimeoutError when no result came within ``timeout`` seconds (the job keeps its place
-        in the queue; its result stays retrievable by its batch id).
+        ``request`` is a prompt (sent as one user message) or a chat-completions body;
+        ``system`` goes first as a system message, ``max_tokens`` and ``temperature`` are
+        set on the body. Raises CompletionFailed (with the error line) when the request
+        fails, and TimeoutError when no result came within ``timeout`` seconds (the job
+        keeps its place in the queue; its result stays retrievable by its batch id).
         """
-        body = {"messages": [{"role": "user", "content": request}]} if isinstance(request, str) else dict(request)
+        body = completion_body(request, system=system, max_tokens=max_tokens, temperature=temperature)
         groups = self.deployments.groups
         if not (body.get("model") or default_group(model, self.settings.default_model, groups)):
             raise UsageError(
@@ -359,6 +357,7 @@ class Client:
         from dispatcher.store import jobs as job_sql
         from dispatcher.store.handback import release_orphaned_jobs
 
+        self.messaging.check()  # nothing can be announced without it: say so before any change
         now = time.time()
         dead_after = self.settings.worker.dead_after
         with self.database.write() as connection:
@@ -380,12 +379,25 @@ class Client:
             "queued_jobs_by_group": ready,
         }
 
-    def usage(self, *, by: str = "group", since: float | None = None, until: float | None = None) -> list[dict]:
-        """Tokens, requests, failures and cost over attempts, grouped by group/deployment/batch/day."""
+    def usage(self, *, by: str = "group", since: Moment | None = None, until: Moment | None = None) -> list[dict]:
+        """Tokens, requests, failures and cost over attempts, grouped by group/deployment/batch/day.
+
+        ``since``/``until``: Unix seconds, a datetime, ISO 8601 text (no zone means UTC), or a
+        duration ago ("7d").
+        """
         from dispatcher.store.usage import usage_report
 
+        bounds = {name: _moment(name, value) for name, value in (("since", since), ("until", until))}
         with self.database.read() as connection:
-            return usage_report(connection, by=by, since=since, until=until)
+            return usage_report(connection, by=by, **bounds)
+
+    def deployment_report(self) -> list[dict]:
+        """Each deployment's limits and prices; with Redis, also what the fleet uses now."""
+        from dispatcher.client.deployment_report import deployment_report
+
+        if not self.embedded:
+            self.messaging.check()
+        return deployment_report(self.config, self.deployments)
 
     # -- results -----------------------------------------------------------------------
 
@@ -408,6 +420,48 @@ class Client:
         """
         self.status(batch_id)
         return write_results(self.database, batch_id, output, errors)
+
+    # -- operations ----------------------------------------------------------------------
+
+    def worker_settings(self) -> WorkerSettings:
+        """The config's ``worker`` section (processes, poll interval, shutdown grace...)."""
+        return self.settings.worker
+
+    def unknown_groups(self, names: list[str]) -> list[str]:
+        """The names that are not model groups of the config, sorted."""
+        return sorted(set(names) - set(self.deployments.groups))
+
+    def check_services(self) -> None:
+        """Raise ServiceUnavailableError (or UsageError for an old schema) unless the database
+        and, when configured, Redis answer."""
+        self.database.check()
+        self.messaging.check()
+
+    def hand_back_worker(self, worker_id: str, reason: str) -> int:
+        """Requeue the jobs of a worker known to be dead (its attempts end abandoned)."""
+        with self.database.write() as connection:
+            released = worker_sql.reap_worker(
+                connection, worker_id, time.time(), reason,
+                max_worker_deaths=self.settings.worker.max_worker_deaths,
+            )
+        return len(released)
+
+    def upgrade_schema(self, *, wait_s: float = 0.0, notify: Callable[[str], None] = lambda _: None) -> SchemaUpgrade:
+        """Create or migrate the schema; wait up to ``wait_s`` for a server still starting.
+
+        Works on a database whose schema is missing or old (which ``database`` refuses).
+        """
+        from dispatcher.store.migrate import current_revision, head_revision, upgrade, wait_for_database
+
+        database = Database(self.settings.database_url)
+        try:
+            wait_for_database(database, wait_s, notify)
+            before = current_revision(database)
+            upgrade(database)
+            return SchemaUpgrade(database.display_url, before, current_revision(database),
+                                 head_revision(database))
+        finally:
+            database.dispose()
 
     def live_workers(self) -> list:
         with self.database.read() as connection:
@@ -455,3 +509,12 @@ class Client:
             return self.wait(result.batch_id, on_progress=on_progress)
         finally:
             node.stop()
+
+
+def _moment(name: str, value: Moment | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_time_or_ago(value)
+    except ValueError as exc:
+        raise UsageError(f"--{name}: {exc}") from None

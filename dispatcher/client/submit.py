@@ -3,8 +3,14 @@
 Pass 1 validates every line and spools the valid ones (already compacted) to a temporary
 file, so the input is read once, never held in memory, and may come from stdin. Nothing is
 stored unless the whole input is valid (or ``skip_invalid`` is set). Pass 2 inserts the
-spooled jobs in chunked transactions; workers may start on the first chunks while later
-ones are still being written. The batch stays ``validating`` until every job is stored.
+spooled jobs in chunked transactions. The batch stays ``validating`` until every job is
+stored, and workers start none of its jobs before that: a submit killed half-way must not
+leave a half batch running.
+
+While storing, each chunk's transaction renews a *storing lease* on the batch (database
+clock). A batch whose lease went stale (its submit died) is cleaned up by worker housekeeping
+or by the next submit with its idempotency key: its jobs are deleted, it ends ``failed`` (or
+``cancelled`` if it was being cancelled) and its idempotency key is freed.
 """
 
 from __future__ import annotations
@@ -14,20 +20,24 @@ import logging
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator
 
 import orjson
+import sqlalchemy as sa
 
+from dispatcher.client.option_limits import check_options
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.durations import parse_duration
-from dispatcher.errors import InputError
+from dispatcher.errors import DispatcherError, InputError, ServiceUnavailableError
 from dispatcher.intake.reader import Source, describe, iter_lines
-from dispatcher.intake.validate import JobSpec, LineValidator, Problem
+from dispatcher.intake.validate import JobSpec, LineValidator, Problem, invalid_line_text
 from dispatcher.store import batches as batch_sql
 from dispatcher.store import jobs as job_sql
-from dispatcher.store.database import Database
+from dispatcher.store.clock import read_database_clock
+from dispatcher.store.database import Database, database_now
 from dispatcher.store.tables import BatchStatus, JobStatus
+from dispatcher.submit_options import SubmitOptions
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +46,8 @@ INSERT_CHUNK = 2000
 MAX_STORED_INVALID_LINE = 10_000
 # Wake messages per group and batch: enough to wake every worker of a large fleet once.
 MAX_WAKE_COPIES = 32
-
-
-@dataclass
-class SubmitOptions:
-    model: str | None = None
-    priority: int | None = None
-    name: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    skip_invalid: bool = False
-    idempotency_key: str | None = None
-    completion_window: str | None = None
-    weight: float = 1.0
-    not_before: float | None = None  # Unix time before which no job of the batch starts
-    max_cost: float | None = None  # USD; no new job starts once spent + reserved reaches it
-    cache_mode: int = 0  # 0 config default, 1 deterministic requests, 2 forced
+# How often a submit waiting for another one storing the same idempotency key looks again.
+KEY_WAIT_POLL_S = 0.25
 
 
 @dataclass
@@ -61,6 +58,7 @@ class SubmitResult:
     groups: dict[str, int]
     existing: bool = False
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. the wake message could not be sent
 
 
 def default_group(model: str | None, default_model: str | None, groups: list[str]) -> str | None:
@@ -83,13 +81,18 @@ def submit(
     check_services: Callable[[], None],
     notify: Callable[[dict[str, int]], None],
 ) -> SubmitResult:
-    """Validate, store and enqueue one batch; raises InputError listing the first bad lines."""
+    """Validate, store and enqueue one batch; raises InputError listing the first bad lines.
+
+    With an idempotency key already used, returns that batch (``existing``), waiting for it
+    while another submit is still storing it.
+    """
     settings = config.dispatcher_settings
+    check_options(options)
+    lease_s = storing_lease(config)
     if options.idempotency_key:
-        with database.read() as connection:
-            existing = batch_sql.find_by_idempotency_key(connection, options.idempotency_key)
+        existing = _batch_with_key(database, options.idempotency_key)
         if existing is not None:
-            return SubmitResult(existing.id, existing.total, 0, {}, existing=True)
+            return existing
 
     window_s = _window_seconds(options.completion_window or settings.completion_window)  # before reading
     validator = LineValidator(
@@ -104,12 +107,73 @@ def submit(
         if counts.total == 0:
             raise InputError(f"{describe(source) or 'the input'} holds no requests")
         check_services()
-        spool.seek(0)
-        batch_id = _store(spool, counts, options, config, database, source, notify, validator, window_s)
+        while True:
+            spool.seek(0)
+            try:
+                batch_id = _store(spool, counts, options, config, database, source, validator,
+                                  window_s, lease_s)
+                break
+            except _KeyTaken:
+                # Another submit with this key won the race: its batch is the answer (unless
+                # it was given up meanwhile, which frees the key: then store ours).
+                existing = _batch_with_key(database, options.idempotency_key or "")
+                if existing is not None:
+                    return existing
     log.info("batch %s: %d requests stored (%d invalid)", batch_id, counts.total, counts.invalid)
-    return SubmitResult(
+    result = SubmitResult(
         batch_id, counts.total, counts.invalid, counts.groups, problems=counts.problems
     )
+    warning = _wake_workers(notify, batch_id, counts.groups, settings.worker.claim_batch)
+    if warning:
+        result.warnings.append(warning)
+    return result
+
+
+def _wake_workers(notify: Callable[[dict[str, int]], None], batch_id: str, groups: dict[str, int],
+                  claim_batch: int) -> str | None:
+    """Send the wake messages; a warning (not an error) if Redis cannot take them."""
+    try:
+        notify({group: min(MAX_WAKE_COPIES, -(-n // claim_batch)) for group, n in groups.items()})
+    except ServiceUnavailableError as exc:
+        # The batch is stored and will run: failing now would make a user who retries pay twice.
+        warning = (f"batch {batch_id} is stored, but the message waking workers could not be sent "
+                   f"({exc}); workers will find it at their next poll")
+        log.warning(warning)
+        return warning
+    return None
+
+
+def storing_lease(config: DispatcherConfig) -> float:
+    """Seconds a submit may go without storing a chunk before it is taken for dead: the
+    same patience as for a silent worker."""
+    return config.dispatcher_settings.worker.dead_after
+
+
+def _batch_with_key(database: Database, key: str) -> SubmitResult | None:
+    """The batch already submitted with ``key``, once it is stored whole; None if there is
+    none (or it was left half-stored by a submit that died: then it is cleaned up here)."""
+    said = False
+    while True:
+        with database.read() as connection:
+            row = batch_sql.find_by_idempotency_key(connection, key)
+        if row is None:
+            return None
+        if row.storing_until is None:
+            return SubmitResult(row.id, row.total, 0, {}, existing=True)
+        with database.write() as connection:
+            ended = batch_sql.abandon_storing(
+                connection, row.id, "the submit storing this batch stopped before it finished",
+                only_if_stale=True,
+            )
+        if ended is not None:
+            log.warning("batch %s with this idempotency key was left half-stored by a submit that "
+                        "stopped; it is now %s and a new batch is made", row.id, ended)
+            return None
+        if not said:
+            log.warning("batch %s with this idempotency key is being stored by another submit; "
+                        "waiting for it", row.id)
+            said = True
+        time.sleep(KEY_WAIT_POLL_S)
 
 
 @dataclass
@@ -136,12 +200,9 @@ def _validate_into_spool(source: Source, validator: LineValidator, spool, skip_i
                 counts.problems.append(result)
             if not skip_invalid:
                 continue  # keep validating to report more problems; store nothing
-            text = raw if isinstance(raw, str) else (
-                json.dumps(raw) if isinstance(raw, dict) else raw.decode("utf-8", "replace")
-            )
             record = [
                 "invalid", line_no, validator.storable_id_for_invalid(line_no, raw),
-                text.strip()[:MAX_STORED_INVALID_LINE], result.code, result.message,
+                invalid_line_text(raw).strip()[:MAX_STORED_INVALID_LINE], result.code, result.message,
             ]
         counts.total += 1
         spool.write(orjson.dumps(record) + b"\n")
@@ -168,65 +229,96 @@ def _window_seconds(window: str) -> float:
     return seconds
 
 
+class _KeyTaken(Exception):
+    """Another submit stored a batch with this idempotency key first."""
+
+
+class _StoringStopped(Exception):
+    """The batch stopped being ours to store: cancelled, or given up as stale."""
+
+
 def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherConfig,
-           database: Database, source: Source, notify: Callable[[dict[str, int]], None],
-           validator: LineValidator, window_s: float) -> str:
+           database: Database, source: Source, validator: LineValidator, window_s: float,
+           lease_s: float) -> str:
     settings = config.dispatcher_settings
-    now = time.time()
+    # Workers compare expires_at and not_before with the database's clock: write them on it.
+    with database.read() as connection:
+        offset = read_database_clock(connection).offset
+    now = time.time() + offset
+    if options.not_before:
+        options = replace(options, not_before=options.not_before + offset)
     batch_id = new_batch_id()
     priority = options.priority if options.priority is not None else settings.default_priority
     window = options.completion_window or settings.completion_window
     expires_at = max(now, options.not_before or 0.0) + window_s
-    with database.write() as connection:
-        batch_sql.insert_batch(
-            connection,
-            dict(
-                id=batch_id,
-                name=options.name,
-                status=BatchStatus.VALIDATING,
-                model=options.model,
-                priority=priority,
-                weight=options.weight,
-                metadata_json=json.dumps(options.metadata) if options.metadata else None,
-                input_file=describe(source),
-                idempotency_key=options.idempotency_key,
-                completion_window=window,
-                created_at=now,
-                expires_at=expires_at,
-                not_before=options.not_before,
-                max_cost=options.max_cost,
-                cache_mode=options.cache_mode,
-                total=counts.total,
-                failed=counts.invalid,
-                # OpenAI's Batch.errors: the lines refused by validation (the first ones).
-                errors_json=json.dumps({"object": "list", "data": [p.as_dict() for p in counts.problems]})
-                if counts.problems else None,
-            ),
-        )
+    batch = dict(
+        id=batch_id,
+        name=options.name,
+        status=BatchStatus.VALIDATING,
+        model=options.model,
+        priority=priority,
+        weight=options.weight,
+        metadata_json=json.dumps(options.metadata) if options.metadata else None,
+        input_file=describe(source),
+        idempotency_key=options.idempotency_key,
+        completion_window=window,
+        created_at=now,
+        expires_at=expires_at,
+        not_before=options.not_before,
+        max_cost=options.max_cost,
+        cache_mode=options.cache_mode,
+        total=counts.total,
+        failed=counts.invalid,
+        # OpenAI's Batch.errors: the lines refused by validation (the first ones).
+        errors_json=json.dumps({"object": "list", "data": [p.as_dict() for p in counts.problems]})
+        if counts.problems else None,
+    )
     try:
-        woken = False
-        frontier = _FairFrontier(database, now, settings.fair_share)
-        rows = _rows(spool, batch_id, priority, options, now, expires_at, frontier, validator)
+        with database.write() as connection:
+            batch["storing_until"] = database_now(connection) + lease_s
+            batch_sql.insert_batch(connection, batch)
+    except sa.exc.IntegrityError:
+        if options.idempotency_key:  # the only unique value that is not random
+            raise _KeyTaken() from None
+        raise
+    frontier = _FairFrontier(database, now, settings.fair_share)
+    rows = _rows(spool, batch_id, priority, options, now, expires_at, frontier, validator)
+    _store_jobs(database, batch_id, rows, lease_s, offset)
+    return batch_id
+
+
+def _store_jobs(database: Database, batch_id: str, rows: Iterator[dict], lease_s: float,
+                offset: float) -> None:
+    """Insert the jobs chunk by chunk, renewing the storing lease, then let the batch run."""
+    try:
         for chunk in _chunks(rows, INSERT_CHUNK):
             with database.write() as connection:
                 job_sql.insert_jobs(connection, chunk)
-            if not woken:
-                notify({group: 1 for group in counts.groups})
-                woken = True
+                # In the chunk's transaction: if the batch was cancelled or given up, the
+                # chunk is rolled back, so no job is ever added to an ended batch.
+                if not batch_sql.renew_storing_lease(connection, batch_id, lease_s):
+                    raise _StoringStopped()
         with database.write() as connection:
-            batch_sql.set_status(
-                connection, batch_id, BatchStatus.IN_PROGRESS, when=time.time(),
-                from_statuses=[BatchStatus.VALIDATING],
-            )
-            batch_sql.finish_if_done(connection, [batch_id], time.time())
+            if not batch_sql.finish_storing(connection, batch_id, time.time() + offset):
+                raise _StoringStopped()
+            batch_sql.finish_if_done(connection, [batch_id], time.time() + offset)
+    except _StoringStopped:
+        status = _abandon(database, batch_id, "cancelled while its requests were being stored")
+        if status == BatchStatus.CANCELLED:
+            raise DispatcherError(
+                f"batch {batch_id} was cancelled while its requests were being stored; none ran"
+            ) from None
+        raise DispatcherError(
+            f"batch {batch_id} was given up while its requests were being stored: this submit "
+            f"stored nothing for {lease_s:g}s (worker.dead_after), so it was taken for dead; "
+            "none of its requests ran. Submit again"
+        ) from None
     except BaseException as exc:
-        _mark_failed(database, batch_id, f"submission interrupted while storing jobs: {exc!r}")
+        # The first line only: a database error's full text repeats the SQL statement.
+        reason = (str(exc).strip().splitlines() or [""])[0][:300]
+        _abandon(database, batch_id, f"submission interrupted while storing jobs: {type(exc).__name__}"
+                 + (f": {reason}" if reason else ""))
         raise
-    claim_batch = settings.worker.claim_batch
-    notify({
-        group: min(MAX_WAKE_COPIES, -(-n // claim_batch)) for group, n in counts.groups.items()
-    })
-    return batch_id
 
 
 class _FairFrontier:
@@ -297,15 +389,16 @@ def _chunks(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
         yield chunk
 
 
-def _mark_failed(database: Database, batch_id: str, reason: str) -> None:
-    """Best effort: a batch that could not be stored whole is failed, its stored jobs cancelled."""
+def _abandon(database: Database, batch_id: str, reason: str) -> str | None:
+    """Best effort: end a batch that could not be stored whole (its jobs never ran); if this
+    fails too, its storing lease goes stale and housekeeping does it."""
     try:
-        now = time.time()
         with database.write() as connection:
-            cancelled = batch_sql.cancel_queued_jobs(connection, batch_id, now)
-            batch_sql.set_status(
-                connection, batch_id, BatchStatus.FAILED, when=now, error_message=reason
-            )
-            log.error("batch %s failed while being stored (%d jobs cancelled): %s", batch_id, cancelled, reason)
+            status = batch_sql.abandon_storing(connection, batch_id, reason)
+        if status is not None:
+            log.error("batch %s is %s: %s; its stored requests were removed", batch_id, status, reason)
+        return status
     except Exception as exc:  # noqa: BLE001 - the original error is what the user must see
-        log.error("could not mark batch %s failed: %s", batch_id, exc)
+        log.error("could not end batch %s (housekeeping will, once its storing lease is stale): %s",
+                  batch_id, exc)
+        return None
