@@ -81,14 +81,16 @@ def test_two_submits_racing_with_one_key_make_one_batch_and_both_return_its_id(p
     lines = chat_lines(6000, model="chat")  # three chunks: the loser waits while the winner stores
     barrier = threading.Barrier(2)
     results, errors = [], []
+    # Built before the race: both would write (and read) the same config file at once.
+    clients = [client_for(postgres_url) for _ in range(2)]
 
-    def submit() -> None:
+    def submit(client: Client) -> None:
         try:
-            results.append(client_for(postgres_url).submit(gated(lines, barrier), idempotency_key=KEY))
+            results.append(client.submit(gated(lines, barrier), idempotency_key=KEY))
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
+    threads = [threading.Thread(target=submit, args=(client,)) for client in clients]
     for thread in threads:
         thread.start()
     for thread in threads:
