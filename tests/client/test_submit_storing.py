@@ -17,6 +17,7 @@ from dispatcher.store.database import Database
 from dispatcher.store.migrate import upgrade
 from dispatcher.store.tables import BatchStatus, JobStatus, batches, jobs
 from tests.conftest import chat_lines, openai_deployment, run_cli, write_jsonl
+from tests.helpers.sql import query as rows
 
 KEY = "race-key"
 
@@ -36,15 +37,6 @@ def client_for(write_config, mock_provider):
     yield make
     for client in made:
         client.close()
-
-
-def rows(database_url: str, sql: str, **params) -> list:
-    engine = sa.create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(sa.text(sql), params).all()
-    finally:
-        engine.dispose()
 
 
 def test_claims_skip_the_jobs_of_a_batch_still_being_stored(database_url):

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from tests.conftest import chat_lines, cli_env, openai_deployment, run_cli, write_jsonl
 from tests.e2e.workers import WorkerFleet
+from tests.helpers.sql import query
 
 pytestmark = pytest.mark.slow
 
@@ -35,15 +36,6 @@ def fleet_config(write_config, mock_provider, postgres_url, redis_namespace, red
         [("chat", openai_deployment(mock_provider))],
         settings={"database_url": postgres_url, "redis_url": redis_server, "namespace": redis_namespace},
     )
-
-
-def query(database_url: str, sql: str, **params):
-    engine = sa.create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(sa.text(sql), params).all()
-    finally:
-        engine.dispose()
 
 
 def kill_while_storing(config, source, database_url: str) -> tuple[str, int, float]:

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from dispatcher.providers.mock.replies import fingerprint
@@ -23,6 +22,7 @@ from tests.conftest import REPO, chat_lines, cli_env, openai_deployment, run_cli
 from tests.e2e.test_faults import attempt_rows, submit, wait_done
 from tests.e2e.workers import WorkerFleet
 from tests.helpers.fault_proxy import FaultProxy
+from tests.helpers.sql import query
 
 pytestmark = pytest.mark.slow
 
@@ -36,15 +36,6 @@ if _offset:
     _real_time = time.time
     time.time = lambda: _real_time() + _offset
 '''
-
-
-def query(database_url: str, sql: str, **params) -> list:
-    engine = sa.create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(sa.text(sql), params).all()
-    finally:
-        engine.dispose()
 
 
 def child_pid(fleet: WorkerFleet, timeout: float = 15) -> int:
