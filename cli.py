@@ -525,7 +525,7 @@ def reprioritize(app: AppContext, batch_id: str, priority: str) -> None:
 @click.option("--priority", "-p", default="urgent", show_default=True,
               help="0-9 or urgent/high/normal/low/bulk.")
 @click.option("--system", help="A system message to send before the prompt.")
-@click.option("--max-tokens", type=click.IntRange(min=1), help="Completion token budget.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Most completion tokens per request.")
 @click.option("--temperature", type=float)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole response body as JSON.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,

@@ -3,7 +3,8 @@
 Identical means the same model group and the same body (keys sorted). A batch caches only
 requests that ask for deterministic output (``temperature: 0``) unless it was submitted with
 ``--cache``, which caches everything. Entries live in Redis with a TTL (fleet-wide), or in
-the database's ``response_cache`` table when there is no Redis.
+the database's ``response_cache`` table when there is no Redis, so separate embedded runs
+share them (``dispatcher.backends`` picks one).
 """
 
 from __future__ import annotations
@@ -38,26 +39,6 @@ class ResponseCache(Protocol):
     async def get(self, key: str) -> bytes | None: ...
 
     async def put(self, key: str, body: bytes, ttl_s: float) -> None: ...
-
-
-class MemoryResponseCache:
-    def __init__(self, max_entries: int = 100_000):
-        self._entries: dict[str, tuple[float, bytes]] = {}
-        self._max = max_entries
-
-    async def get(self, key: str) -> bytes | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] < time.time():
-            del self._entries[key]
-            return None
-        return entry[1]
-
-    async def put(self, key: str, body: bytes, ttl_s: float) -> None:
-        if len(self._entries) >= self._max:
-            self._entries.pop(next(iter(self._entries)))  # drop the oldest entry
-        self._entries[key] = (time.time() + ttl_s, body)
 
 
 class DatabaseResponseCache:

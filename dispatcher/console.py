@@ -88,7 +88,7 @@ def batch_table(info: BatchInfo) -> Table:
         ("cost", format_cost(info)),
         *([("cost estimate", f"${info.estimated_final_cost:,.6f} when every request has run")]
           if info.estimated_final_cost is not None and not info.done else []),
-        *([("budget", f"${info.max_cost:,.4f} (max_cost)")] if info.max_cost is not None else []),
+        *([("cost cap", f"${info.max_cost:,.4f} (max_cost)")] if info.max_cost is not None else []),
         ("created", format_ts(info.created_at)),
     ]
     if info.completed_at or info.cancelled_at or info.failed_at or info.expired_at:

@@ -1,8 +1,25 @@
-"""Errors a user sees, each with the exit code the CLI gives it.
+"""Errors a user sees, each with the exit code the CLI gives it, and the one tree of
+infrastructure failures.
 
 The CLI turns these into one clear message in one place; library code raises them with a
 message that already says what went wrong and what to do. Provider failures are not here:
 they live in ``dispatcher.providers.errors`` and end up recorded on jobs, not raised to users.
+
+    DispatcherError                     exit 1
+    ├── UsageError                      exit 2: asked for something that cannot be done
+    │   ├── ConfigError, InputError, NotFoundError, OutputError
+    └── InfrastructureError             the database or Redis failed a call
+        ├── ServiceUnavailableError     exit 3: cannot be reached (transient)
+        │   ├── DatabaseUnavailable
+        │   └── RedisUnavailable
+        └── DatabaseBusy                locked, deadlock, serialization failure (transient)
+
+Failures are mapped into this tree at their edge, once: ``Database.read``/``write``
+(``dispatcher.store.database.database_failure``), the shared Redis client
+(``dispatcher.redis_client``) and wake messaging (``dispatcher.messaging``), as httpx maps its transport's errors in one place. Whether
+retrying can help is then asked in one way, ``is_transient``. An error about the statement
+itself (a refused value, a missing table) is not mapped: it propagates as the driver raised
+it, callers may catch it by its class, and ``user_error_for`` explains it to a user.
 """
 
 
@@ -34,10 +51,37 @@ class NotFoundError(UsageError):
     """A batch or job id that the database does not hold."""
 
 
-class ServiceUnavailableError(DispatcherError):
+class InfrastructureError(DispatcherError):
+    """The database or Redis failed a call; ``transient`` says whether retrying can succeed."""
+
+    transient = False
+
+
+class ServiceUnavailableError(InfrastructureError):
     """Redis or the database cannot be reached; the message names the (redacted) URL."""
 
     exit_code = 3
+    transient = True
+
+
+class DatabaseUnavailable(ServiceUnavailableError):
+    """The database refused or dropped the connection, or is starting or shutting down."""
+
+
+class RedisUnavailable(ServiceUnavailableError):
+    """Redis refused or dropped the connection, or did not answer in time."""
+
+
+class DatabaseBusy(InfrastructureError):
+    """The transaction lost to another one (SQLite locked, deadlock, serialization failure)."""
+
+    transient = True
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the same work can succeed if tried again later: the one answer to "transient?"
+    (the engine's claim retry, the outcome writer's flush retry)."""
+    return isinstance(exc, InfrastructureError) and exc.transient
 
 
 class OutputError(UsageError):
@@ -66,13 +110,14 @@ def user_error_for(exc: BaseException) -> DispatcherError | None:
 def _database_error(exc: BaseException) -> DispatcherError:
     import sqlalchemy as sa
 
-    from dispatcher.store.database import is_connection_error
+    from dispatcher.store.database import database_failure
 
-    reason = _first_line(getattr(exc, "orig", None) or exc)
+    reason = short_reason(getattr(exc, "orig", None) or exc)
     if isinstance(exc, sa.exc.ArgumentError):
         return ConfigError(f"database_url: {reason}")
-    if is_connection_error(exc):
-        return ServiceUnavailableError(f"cannot reach the database: {reason}")
+    mapped = database_failure(exc)
+    if isinstance(mapped, ServiceUnavailableError):
+        return mapped
     if isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError)):
         return UsageError(
             f"the database refused a value: {reason}. Check the input or options this command "
@@ -88,16 +133,17 @@ def _database_error(exc: BaseException) -> DispatcherError:
 
 
 def _redis_error(exc: BaseException) -> DispatcherError:
-    import redis
+    from dispatcher.redis_client import redis_failure
 
-    reason = _first_line(exc)
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return ServiceUnavailableError(f"cannot reach Redis: {reason}")
-    return DispatcherError(f"Redis error ({type(exc).__name__}): {reason}")
+    mapped = redis_failure(exc)
+    if mapped is not None:
+        return mapped
+    return DispatcherError(f"Redis error ({type(exc).__name__}): {short_reason(exc)}")
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first line of an error's text, without SQLAlchemy's statement and parameters."""
+def short_reason(exc: BaseException) -> str:
+    """The first line of an error's text, without SQLAlchemy's statement and parameters,
+    safe to print (control characters escaped)."""
     from dispatcher.safe_text import printable
 
     text = str(exc).split("[SQL:", 1)[0].strip()

@@ -56,7 +56,7 @@ class SubmitOptions:
     delay: float | str | None = _option(
         "Hold the batch for DURATION (e.g. 10m); instead of --not-before.", metavar="DURATION")
     max_cost: float | None = _option(
-        "Budget: once spent plus the estimated cost of calls in flight reaches it, no new request "
+        "Cost cap: once spent plus the estimated cost of calls in flight reaches it, no new request "
         "starts; the batch ends 'budget_exceeded'.", metavar="USD", positive=True)
     cache: bool = _option(
         "Answer requests identical to ones already answered from the response cache (any "

@@ -63,7 +63,7 @@ def _as_text(value: Any) -> str:
 
 
 def requested_completion_tokens(body: dict[str, Any], default: int) -> int:
-    """The completion budget the request asks for, or ``default`` when it sets none."""
+    """The most completion tokens the request asks for, or ``default`` when it sets none."""
     choices = body.get("n")
     choices = choices if isinstance(choices, int) and not isinstance(choices, bool) and choices > 0 else 1
     for key in ("max_completion_tokens", "max_tokens"):

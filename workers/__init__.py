@@ -1,1 +1,2 @@
-"""Dramatiq glue and the worker entry points. The logic they run lives in ``dispatcher``."""
+"""The application layer for workers: the process entry and the supervisor. It imports the
+library (``dispatcher``); the library never imports it (``tests/test_layers.py``)."""

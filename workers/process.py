@@ -1,9 +1,11 @@
 """One worker process: ``python -m workers.process`` (started by ``llm-dispatch worker``).
 
-Builds everything from the config, starts the dramatiq consumer and the engine, and stops
-gracefully on SIGTERM/SIGINT: no new jobs, calls in flight get ``shutdown_grace`` seconds,
-unfinished jobs go back to the queue. A later SIGINT abandons the calls in flight (see
-``workers.signals`` for why a repeated SIGTERM does not).
+The application around the library: the client builds everything from the config (backends,
+database) and its ``start_worker`` runs the dramatiq consumer and the engine; this module adds
+signals, the metrics server and the exit code. It stops gracefully on SIGTERM/SIGINT: no new
+jobs, calls in flight get ``shutdown_grace`` seconds, unfinished jobs go back to the queue. A
+later SIGINT abandons the calls in flight (see ``workers.signals`` for why a repeated SIGTERM
+does not).
 """
 
 from __future__ import annotations
@@ -42,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose, args.log_format)
     try:
         client = Client(args.config)
-        client.messaging.check()
-        from workers.node import WorkerNode
-
+        client.check_services()
         metrics = None
         port = args.metrics_port
         if port is not None:
@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             log.info("Prometheus metrics on http://%s:%d/metrics", host, port)
 
-        node = WorkerNode(
-            config=client.config,
-            deployments=client.deployments,
-            database=client.database,
-            messaging=client.messaging,
+        if signals.stop_requested:
+            log.info("stopped before the worker started")
+            client.close()
+            return 0
+        node = client.start_worker(
             worker_id=args.worker_id,
             concurrency=args.concurrency,
             groups=args.groups.split(",") if args.groups else None,
@@ -73,12 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return exc.exit_code
 
-    if signals.stop_requested:
-        log.info("worker %s stopped before it started", node.worker_id)
-        client.close()
-        return 0
-    node.start()
-    signals.attach(node)
+    signals.attach(node)  # a signal that came while the node started is delivered now
     log.info(
         "worker %s serving %s with %d calls in flight at most",
         node.worker_id, ", ".join(node.engine.groups), node.engine.concurrency,

@@ -8,8 +8,9 @@
     for line in client.results(batch.batch_id):       # OpenAI batch output lines, as dicts
         print(line["custom_id"], line["response"]["body"]["choices"][0]["message"]["content"])
 
-With no ``redis_url`` configured the client is *embedded*: ``run`` (or ``start_worker``)
-processes jobs in this process with the same engine the worker processes use.
+With no ``redis_url`` configured the client is *embedded* (``dispatcher.backends`` decides):
+``run`` (or ``start_worker``) processes jobs in this process with the same engine the worker
+processes use.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import orjson
 
+from dispatcher.backends import Backends, build_backends
 from dispatcher.client.batch_info import BatchInfo
 from dispatcher.client.export import (
     FAILED_STATUSES,
@@ -49,6 +51,10 @@ from dispatcher.store.migrate import ensure_schema
 from dispatcher.store.tables import BatchStatus, JobStatus
 from dispatcher.submit_options import SubmitOptions
 from dispatcher.times import parse_time_or_ago
+
+if TYPE_CHECKING:  # pragma: no cover - the engine is loaded only when a worker starts here
+    from dispatcher.engine.node import WorkerNode
+    from dispatcher.metrics import Metrics
 
 Progress = Callable[[BatchInfo], None]
 Moment = float | str | datetime
@@ -129,17 +135,17 @@ class Client:
             settings = self.config.dispatcher_settings.model_copy(update=overrides)
             self.config = self.config.model_copy(update={"dispatcher_settings": settings})
         self.settings = self.config.dispatcher_settings
+        self.backends: Backends = build_backends(self.settings)
         self._database: Database | None = None
-        self._messaging = None
-        self._local_worker = None  # started by wait()/complete() in embedded mode
-        self._nodes: list = []  # in-process workers started by this client
+        self._local_worker: WorkerNode | None = None  # started by wait()/complete() in embedded mode
+        self._nodes: list[WorkerNode] = []  # in-process workers started by this client
 
     # -- connections -------------------------------------------------------------------
 
     @property
     def embedded(self) -> bool:
         """True when no Redis is configured: jobs run in this process."""
-        return not self.settings.redis_url
+        return self.backends.embedded
 
     @cached_property
     def deployments(self) -> Deployments:
@@ -156,18 +162,14 @@ class Client:
 
     @property
     def messaging(self):
-        if self._messaging is None:
-            from workers.broker import Messaging  # dramatiq is only needed to enqueue
-
-            self._messaging = Messaging(self.settings)
-        return self._messaging
+        """Wake messages to workers (``backends.messaging``)."""
+        return self.backends.messaging
 
     def close(self) -> None:
         if self._local_worker is not None:
             self._local_worker.stop()
             self._local_worker = None
-        if self._messaging is not None:
-            self._messaging.close()
+        self.backends.close()
         if self._database is not None:
             self._database.dispose()
 
@@ -186,7 +188,7 @@ class Client:
         ``priority``: 0 (most urgent) to 9 or a name; ``weight``: share among batches of the
         same priority (2 = twice the turns); ``not_before``: when the batch may start (Unix
         seconds, a datetime, or ISO 8601 text; no zone means UTC) or ``delay`` ("10m");
-        ``max_cost``: USD budget (the batch stops starting jobs once it is reached);
+        ``max_cost``: the batch's cost cap in USD (it stops starting jobs once it is reached);
         ``cache``: answer repeated requests from the response cache, whatever their temperature.
         """
         options = replace(options, **fields) if options is not None else SubmitOptions(**fields)
@@ -200,9 +202,6 @@ class Client:
         messaging = self.messaging
         database = self.database
 
-        def check_services() -> None:
-            messaging.check()
-
         def notify(groups: dict[str, int]) -> None:
             for group, copies in groups.items():
                 messaging.notify([group], copies)
@@ -213,7 +212,7 @@ class Client:
             config=self.config,
             groups=self.deployments.groups,
             database=database,
-            check_services=check_services,
+            check_services=self.backends.check,
             notify=notify,
         )
 
@@ -357,7 +356,7 @@ class Client:
         from dispatcher.store import jobs as job_sql
         from dispatcher.store.handback import release_orphaned_jobs
 
-        self.messaging.check()  # nothing can be announced without it: say so before any change
+        self.backends.check()  # nothing can be announced without it: say so before any change
         now = time.time()
         dead_after = self.settings.worker.dead_after
         with self.database.write() as connection:
@@ -395,9 +394,8 @@ class Client:
         """Each deployment's limits and prices; with Redis, also what the fleet uses now."""
         from dispatcher.client.deployment_report import deployment_report
 
-        if not self.embedded:
-            self.messaging.check()
-        return deployment_report(self.config, self.deployments)
+        self.backends.check()
+        return deployment_report(self.config, self.deployments, self.backends)
 
     # -- results -----------------------------------------------------------------------
 
@@ -435,7 +433,7 @@ class Client:
         """Raise ServiceUnavailableError (or UsageError for an old schema) unless the database
         and, when configured, Redis answer."""
         self.database.check()
-        self.messaging.check()
+        self.backends.check()
 
     def hand_back_worker(self, worker_id: str, reason: str) -> int:
         """Requeue the jobs of a worker known to be dead (its attempts end abandoned)."""
@@ -469,16 +467,31 @@ class Client:
 
     # -- processing in this process ----------------------------------------------------
 
-    def start_worker(self, *, concurrency: int | None = None):
-        """Start an in-process worker (embedded mode, or to help a distributed fleet)."""
-        from workers.node import WorkerNode
+    def start_worker(
+        self,
+        *,
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+        groups: list[str] | None = None,
+        metrics: Metrics | None = None,
+    ) -> WorkerNode:
+        """Start an in-process worker (embedded mode, or to help a distributed fleet).
+
+        ``groups``: the model groups it serves (default: all); ``metrics``: where it counts
+        (a worker process serves them over HTTP). ``stop()`` the node, or ``close()`` this
+        client, to stop it.
+        """
+        from dispatcher.engine.node import WorkerNode
 
         node = WorkerNode(
             config=self.config,
             deployments=self.deployments,
             database=self.database,
-            messaging=self.messaging,
+            backends=self.backends,
+            worker_id=worker_id,
             concurrency=concurrency,
+            groups=groups,
+            metrics=metrics,
         )
         node.start()
         self._nodes.append(node)

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
+from dispatcher.backends import Backends
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.deployments import Deployments
-from dispatcher.limits import keys
-from dispatcher.limits.backend import LimitUsage
 from dispatcher.limits.spec import limit_specs
 from dispatcher.pricing import price_for
-from dispatcher.routing.stats import REMOTE_STALE_AFTER_S
 
 
-def deployment_report(config: DispatcherConfig, deployments: Deployments) -> list[dict[str, Any]]:
-    """One dict per deployment; live use (this minute, in flight) only when Redis is configured."""
+def deployment_report(
+    config: DispatcherConfig, deployments: Deployments, backends: Backends
+) -> list[dict[str, Any]]:
+    """One dict per deployment; live use (this minute, in flight) when ``backends`` can read
+    the fleet's (Redis), none in embedded mode."""
     settings = config.dispatcher_settings
     specs = limit_specs(deployments, settings.rate_limits.headroom)
-    live: dict[str, tuple[LimitUsage, int]] = {}
-    if settings.redis_url:
-        live = asyncio.run(_read_live(settings.redis_url, settings.namespace, deployments, specs))
+    live = backends.live_use(specs)
     rows = []
     for deployment in deployments.by_id.values():
         price = price_for(deployment)
@@ -54,27 +51,3 @@ def deployment_report(config: DispatcherConfig, deployments: Deployments) -> lis
         rows.append(row)
     return rows
 
-
-async def _read_live(url, namespace, deployments, specs):
-    from dispatcher.limits.redis_backend import RedisLimitBackend
-
-    backend = RedisLimitBackend(url, namespace)
-    try:
-        ids = list(deployments.by_id)
-        usages = await backend.usage([specs[d] for d in ids])
-        pipe = backend.client.pipeline(transaction=False)
-        for deployment_id in ids:
-            pipe.hgetall(keys.routing_hash(namespace, deployment_id))
-        replies = await pipe.execute()
-    finally:
-        await backend.aclose()
-    now = time.time()
-    live = {}
-    for deployment_id, usage, fields in zip(ids, usages, replies):
-        in_flight = 0
-        for raw in fields.values():
-            parts = raw.decode().split("|")
-            if len(parts) == 4 and now - float(parts[3]) <= REMOTE_STALE_AFTER_S:
-                in_flight += int(parts[0])
-        live[deployment_id] = (usage, in_flight)
-    return live

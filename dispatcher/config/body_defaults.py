@@ -61,7 +61,7 @@ def _accepts(allowed: tuple[str, ...], actual: str) -> bool:
     return actual in allowed or (actual == INTEGER and NUMBER in allowed)
 
 
-class _Budget:
+class _SizeCheck:
     """Walks a value like a JSON encoder would, refusing what one cannot (or should not) write."""
 
     def __init__(self) -> None:
@@ -95,7 +95,7 @@ class _Budget:
 def body_default_problems(extra: dict[str, Any]) -> list[str]:
     """One message per bad default among ``extra`` (litellm_params keys we do not know)."""
     problems = []
-    budget = _Budget()
+    size = _SizeCheck()
     for key, value in extra.items():
         if key in PARAMETER_TYPES:
             allowed = PARAMETER_TYPES[key]
@@ -109,10 +109,10 @@ def body_default_problems(extra: dict[str, Any]) -> list[str]:
                 continue
         else:
             continue  # not sent to the provider
-        problem = budget.check(value)
+        problem = size.check(value)
         if problem:
             problems.append(f"{key} {problem}; request defaults must be plain, small JSON")
-            if budget.values > MAX_DEFAULTS_VALUES:
+            if size.values > MAX_DEFAULTS_VALUES:
                 break
     return problems
 

@@ -49,13 +49,13 @@ class LiteLLMParams(BaseModel):
     input_cost_per_token: Annotated[float, Field(ge=0)] | None = None
     output_cost_per_token: Annotated[float, Field(ge=0)] | None = None
     extra_headers: dict[str, str] | None = None
-    # Deployments naming the same limit_group share one rpm/tpm budget (providers count per key).
+    # Deployments naming the same limit_group share one rpm/tpm allowance (providers count per key).
     limit_group: str | None = None
     # How the provider counts a request against tpm: prompt + max_tokens when it is admitted
     # (OpenAI's way, the safe default), or the tokens the call really used.
     tpm_counts: Literal["max_tokens", "usage"] = "max_tokens"
     # Options of the built-in mock provider (mock/...); ignored by other providers.
-    # A spending cap for this deployment per period (LiteLLM's deployment budget).
+    # This deployment's budget: USD it may spend per period (LiteLLM's max_budget).
     max_budget: PositiveFloat | None = None
     budget_duration: str | None = None
     mock_latency_ms: NonNegativeFloat = 0.0

@@ -18,9 +18,10 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Iterable
 
-from dispatcher.cache import DatabaseResponseCache, RedisResponseCache, cache_key, cacheable
+from dispatcher.backends import Backends
+from dispatcher.cache import cache_key, cacheable
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.deployments import Deployments
 from dispatcher.engine.booked import BookedCall, BookedCalls
@@ -31,43 +32,28 @@ from dispatcher.engine.outcomes import Outcome
 from dispatcher.engine.retry import RetryPolicy
 from dispatcher.engine.stalls import StallWatch
 from dispatcher.engine.writer import OutcomeWriter
-from dispatcher.errors import ServiceUnavailableError
+from dispatcher.errors import ServiceUnavailableError, is_transient
 from dispatcher.providers.provider_set import ProviderSet
-from dispatcher.limits.backend import Blocked, LimitBackend
-from dispatcher.limits.memory_backend import MemoryLimitBackend
+from dispatcher.limits.backend import Blocked
 from dispatcher.metrics import Metrics
 from dispatcher.pricing import price_for
 from dispatcher.routing.admission import Admission, Grant
-from dispatcher.routing.stats import RoutingStats, SharedStatsPublisher
+from dispatcher.routing.stats import RoutingStats
 from dispatcher.routing.strategies import build_strategy
 from dispatcher.store import batches as batch_sql
 from dispatcher.store import jobs as job_sql
 from dispatcher.store import workers as worker_sql
 from dispatcher.store.clock import DatabaseClock
-from dispatcher.store.database import Database, is_transient_error
+from dispatcher.store.database import Database
 from dispatcher.store.handback import hand_back_unowned, release_worker_jobs
 from dispatcher.store.jobs import ClaimedJob
 from dispatcher.store.tables import JobStatus
 
 log = logging.getLogger(__name__)
 
-Notify = Callable[[Iterable[str]], None]
-
 STATS_SYNC_INTERVAL_S = 0.5
 METRICS_REFRESH_S = 15.0
 TOKEN_ESTIMATE_WEIGHT = 0.2
-# A job that fails inside the dispatcher before any answer is queued again this many times.
-INTERNAL_ERROR_RETRIES = 3
-INTERNAL_RETRY_DELAY_S = 1.0
-
-
-def _is_transient(exc: BaseException) -> bool:
-    import redis
-
-    return (
-        isinstance(exc, (ServiceUnavailableError, redis.ConnectionError, redis.TimeoutError))
-        or is_transient_error(exc)
-    )
 
 
 def new_worker_id() -> str:
@@ -94,10 +80,10 @@ class Engine:
         config: DispatcherConfig,
         deployments: Deployments,
         database: Database,
+        backends: Backends,
         worker_id: str | None = None,
         concurrency: int | None = None,
         groups: Iterable[str] | None = None,
-        notify_others: Notify | None = None,
         metrics: Metrics | None = None,
     ):
         settings = config.dispatcher_settings
@@ -108,7 +94,8 @@ class Engine:
         self._config = config
         self._deployments = deployments
         self._database = database
-        self._notify_others = notify_others or (lambda groups: None)
+        self._backends = backends  # where limits, cache, routing numbers and wake messages live
+        self._notify_others = backends.messaging.notify_quietly
         self._settings = settings
         self.metrics = metrics
         self._strategy = build_strategy(
@@ -181,7 +168,11 @@ class Engine:
         self._stop_now = asyncio.Event()
         self._claim_lock = asyncio.Lock()  # claims and _reconcile never overlap
         self._providers = ProviderSet(self._deployments, self.concurrency)
-        self._limits, self._publisher = self._build_shared_state()
+        self._shared = self._backends.engine_state(
+            worker_id=self.worker_id, deployment_ids=list(self._deployments.by_id),
+            database=self._database, run_in_thread=self._db,
+        )
+        self._limits, self._cache = self._shared.limits, self._shared.cache
         self.admission = Admission(
             self._deployments, self._limits, self._strategy, self.routing_stats,
             self._settings.rate_limits, self._config.router_settings,
@@ -226,29 +217,13 @@ class Engine:
         finally:
             await self._shutdown(background, writer_task)
 
-    def _build_shared_state(self) -> tuple[LimitBackend, SharedStatsPublisher | None]:
-        """Limits, routing numbers and the response cache: in Redis for a fleet, in memory
-        for embedded mode."""
-        if not self._settings.redis_url:
-            self._cache = DatabaseResponseCache(self._database, self._db)
-            return MemoryLimitBackend(), None
-        from dispatcher.limits.redis_backend import RedisLimitBackend
-
-        backend = RedisLimitBackend(self._settings.redis_url, self._settings.namespace)
-        publisher = SharedStatsPublisher(
-            backend.client, self._settings.namespace, self.worker_id, list(self._deployments.by_id)
-        )
-        self._cache = RedisResponseCache(backend.client, self._settings.namespace)
-        return backend, publisher
-
     async def _sync_routing_stats(self) -> None:
         specs = [self.admission.specs[d] for d in self._deployments.by_id]
         usages = await self._limits.usage(specs)
         for deployment_id, usage in zip(self._deployments.by_id, usages):
             self.routing_stats.tokens_this_minute[deployment_id] = usage.tokens_this_minute
         await self.admission.budgets.refresh()
-        if self._publisher is not None:
-            await self._publisher.sync(self.routing_stats)
+        await self._shared.stats.sync(self.routing_stats)
 
     async def _refresh_gauges(self) -> None:
         states = await self._db(self._read_tx, job_sql.counts_by_state)
@@ -279,7 +254,7 @@ class Engine:
                             await self._reconcile()
                         await self._admit_and_claim(group)
                 except Exception as exc:  # noqa: BLE001
-                    if not _is_transient(exc):
+                    if not is_transient(exc):
                         raise
                     # The claim may have committed with its reply lost: check before claiming again.
                     self._reconcile_due = True
@@ -380,8 +355,8 @@ class Engine:
         for job in claimed:
             self._free -= 1
             self._owned[job.id] = job.claim
-            self._writer.add(self._runner.fall_back(
-                job, None, f"every deployment of model group '{group}' is cooling down or over budget"
+            self._writer.add(self._runner.group_unavailable(
+                job, f"every deployment of model group '{group}' is cooling down or over budget"
             ))
 
     def _token_estimate(self, group: str) -> int:
@@ -459,7 +434,7 @@ class Engine:
             if outcome is not None:  # the provider answered: its result stands
                 log.exception("job %s: bookkeeping after the call failed; the result is kept", job.id)
             else:
-                outcome = self._internal_error(job, exc)
+                outcome = self._runner.internal_error(job, exc)
         finally:
             if held[0] is not None:
                 self.admission.done(held)
@@ -474,24 +449,6 @@ class Engine:
         now = self.clock.now()
         return Outcome(job=job, status=JobStatus.QUEUED, finished_at=now, not_before=now,
                        retries=job.retries, groups_tried=job.groups_tried)
-
-    def _internal_error(self, job: ClaimedJob, exc: Exception) -> Outcome:
-        """A dispatcher-side failure before any answer (Redis hiccup, a bug): the job is queued
-        again a few times, then fails with the reason; the provider was not called."""
-        now = self.clock.now()
-        message = f"dispatcher error: {type(exc).__name__}: {exc}"
-        if job.retries < INTERNAL_ERROR_RETRIES:
-            log.warning("job %s: %s; queued again", job.id, message, exc_info=log.isEnabledFor(logging.DEBUG))
-            return Outcome(
-                job=job, status=JobStatus.QUEUED, finished_at=now, error_code="internal_error",
-                error_message=message, not_before=now + INTERNAL_RETRY_DELAY_S * (job.retries + 1),
-                retries=job.retries + 1, groups_tried=job.groups_tried,
-            )
-        log.error("job %s failed inside the dispatcher", job.id, exc_info=exc)
-        return Outcome(
-            job=job, status=JobStatus.FAILED, finished_at=now, error_code="internal_error",
-            error_message=message,
-        )
 
     def _on_cooldown(self, deployment_id: str) -> None:
         if self.metrics is not None:
@@ -581,7 +538,7 @@ class Engine:
                 del self._owned[outcome.job.id]
             if outcome.job.id in recorded:
                 self._report(outcome)
-            if outcome.job.budgeted:  # its reservation is freed: held-back jobs may fit now
+            if outcome.job.cost_capped:  # its reservation is freed: held-back jobs may fit now
                 self._hint_local(outcome.job.model_group)
             if outcome.is_final:
                 self.stats.finished += 1
@@ -724,7 +681,7 @@ class Engine:
         expired = await self._db(self._write_tx, batch_sql.expire_due, now=self.clock.now())
         if expired:
             log.info("completion window passed for jobs of %d batch(es)", len(expired))
-        await self._db(self._write_tx, batch_sql.stop_over_budget, batch_ids=None, now=self.clock.now())
+        await self._db(self._write_tx, batch_sql.stop_at_cost_cap, batch_ids=None, now=self.clock.now())
         # Batches whose submit died mid-store: their jobs never ran; end them, free their keys.
         for batch_id, status in await self._db(self._write_tx, batch_sql.abandon_stale_storing):
             log.warning("batch %s was left half-stored by a submit that stopped; it is now %s", batch_id, status)
@@ -797,10 +754,5 @@ class Engine:
                 self._write_tx, worker_sql.mark_stopped, worker_id=self.worker_id, now=self.clock.now()
             )
             await self._providers.aclose()
-            if self._publisher is not None:
-                try:
-                    await self._publisher.withdraw()
-                except Exception as exc:  # noqa: BLE001
-                    log.debug("could not withdraw routing stats: %s", exc)
-            await self._limits.aclose()
+            await self._shared.aclose()
             self._db_threads.shutdown(wait=False)

@@ -11,10 +11,19 @@ import orjson
 
 from dispatcher.config.secrets import redact
 from dispatcher.deployments import Deployment
-from dispatcher.engine.fallbacks import FallbackPolicy, groups_tried
+from dispatcher.engine.fallbacks import FallbackPolicy
 from dispatcher.engine.outcomes import AttemptRecord, Outcome
 from dispatcher.engine.retry import RetryPolicy
 from dispatcher.engine.stalls import StallWatch
+from dispatcher.engine.verdict import (
+    GROUP_UNAVAILABLE,
+    FallBack,
+    InternalFailure,
+    OtherDeployment,
+    RetryAfter,
+    Verdict,
+    Verdicts,
+)
 from dispatcher.pricing import price_for
 from dispatcher.providers.provider_set import ProviderSet
 from dispatcher.providers import errors as pe
@@ -55,12 +64,10 @@ class JobRunner:
         stalls: StallWatch | None = None,
         clock: Callable[[], float] = time.time,
     ):
-        self._group_sizes = group_sizes or {}
         self._stalls = stalls
         self._clock = clock  # the database's clock: every time here is stored in SQL
         self._providers = providers
-        self._retry = retry_policy
-        self._fallbacks = fallback_policy
+        self._verdicts = Verdicts(retry_policy, fallback_policy, group_sizes or {})
         self._worker_id = worker_id
         self._prices = {}
 
@@ -211,20 +218,16 @@ class JobRunner:
             error_message=message,
             request_id=error.request_id,
         )
-        delay = self._retry_delay(job, deployment, error)
-        if delay is not None:
-            return Outcome(
-                job=job,
-                status=JobStatus.QUEUED,
-                finished_at=now,
-                attempt=attempt,
-                error_code=error.code,
-                error_message=message,
-                not_before=now + delay,
-                retries=job.retries + 1,
-                groups_tried=job.groups_tried,
-            )
-        outcome = self.fall_back(job, error, message)
+        verdict = self._verdicts.verdict(job, error)
+        if isinstance(verdict, OtherDeployment):
+            log.info("job %s: %s on %s; trying another deployment of %s", job.id, error.code,
+                     deployment.id, job.model_group)
+            return self._requeue(job, now, 0.0, error.code, message, attempt)
+        if isinstance(verdict, RetryAfter):
+            log.debug("job %s: %s; retry %d/%d in %.2fs", job.id, error.code, job.retries + 1,
+                      verdict.retries_allowed, verdict.seconds)
+            return self._requeue(job, now, verdict.seconds, error.code, message, attempt)
+        outcome = self._leave_group(job, verdict, error.code, message)
         outcome.attempt = attempt
         if outcome.is_final:
             outcome.response_status = error.status_code
@@ -234,33 +237,47 @@ class JobRunner:
             outcome.latency_ms = latency_ms
         return outcome
 
-    def _retry_delay(self, job: ClaimedJob, deployment: Deployment, error: pe.ProviderError) -> float | None:
-        """Seconds until the job is tried again in its group, or None when its retries are spent."""
-        if error.deployment_specific and job.retries < self._group_sizes.get(job.model_group, 1) - 1:
-            # A bad key or model name of this deployment: admission cools it down at once, so
-            # the next try (right away) goes to another deployment of the group.
-            log.info("job %s: %s on %s; trying another deployment of %s", job.id, error.code,
-                     deployment.id, job.model_group)
-            return 0.0
-        allowed = self._retry.retries_allowed(job.model_group, error)
-        if job.retries >= allowed:
-            return None
-        delay = self._retry.delay(error, job.retries)
-        log.debug("job %s: %s; retry %d/%d in %.2fs", job.id, error.code, job.retries + 1, allowed, delay)
-        return delay
+    def group_unavailable(self, job: ClaimedJob, message: str) -> Outcome:
+        """Every deployment of the job's group is cooling down or over budget: the job moves to
+        its next fallback group, or fails naming every group tried. No call was made."""
+        verdict = self._verdicts.verdict(job, GROUP_UNAVAILABLE)
+        return self._leave_group(job, verdict, "group_cooling_down", message)
 
-    def fall_back(self, job: ClaimedJob, error: pe.ProviderError | None, message: str) -> Outcome:
-        """Move the job to its next fallback group, or fail it naming every group tried.
-
-        ``error`` is None when the job never reached a provider because its whole group is
-        cooling down.
-        """
+    def internal_error(self, job: ClaimedJob, exc: Exception) -> Outcome:
+        """A dispatcher-side failure before any answer (Redis hiccup, a bug): the job is queued
+        again a few times, then fails with the reason; the provider was not called."""
         now = self._clock()
-        tried = groups_tried(job.groups_tried, job.model_group)
-        code = error.code if error is not None else "group_cooling_down"
-        next_group = self._fallbacks.next_group(tried, error)
-        if next_group is not None:
-            log.info("job %s: %s in group %s; falling back to %s", job.id, code, job.model_group, next_group)
+        message = f"dispatcher error: {type(exc).__name__}: {exc}"
+        verdict = self._verdicts.verdict(job, InternalFailure(exc))
+        if isinstance(verdict, RetryAfter):
+            log.warning("job %s: %s; queued again", job.id, message, exc_info=log.isEnabledFor(logging.DEBUG))
+            return self._requeue(job, now, verdict.seconds, "internal_error", message)
+        log.error("job %s failed inside the dispatcher", job.id, exc_info=exc)
+        return Outcome(
+            job=job, status=JobStatus.FAILED, finished_at=now, error_code="internal_error",
+            error_message=message,
+        )
+
+    def _requeue(self, job: ClaimedJob, now: float, delay: float, code: str, message: str,
+                 attempt: AttemptRecord | None = None) -> Outcome:
+        """Back to the queue of the same group in ``delay`` seconds, one retry used."""
+        return Outcome(
+            job=job,
+            status=JobStatus.QUEUED,
+            finished_at=now,
+            attempt=attempt,
+            error_code=code,
+            error_message=message,
+            not_before=now + delay,
+            retries=job.retries + 1,
+            groups_tried=job.groups_tried,
+        )
+
+    def _leave_group(self, job: ClaimedJob, verdict: Verdict, code: str, message: str) -> Outcome:
+        """The Outcome of a FallBack or Fail verdict."""
+        now = self._clock()
+        if isinstance(verdict, FallBack):
+            log.info("job %s: %s in group %s; falling back to %s", job.id, code, job.model_group, verdict.group)
             return Outcome(
                 job=job,
                 status=JobStatus.QUEUED,
@@ -268,10 +285,11 @@ class JobRunner:
                 error_code=code,
                 error_message=message,
                 not_before=now,
-                next_group=next_group,
+                next_group=verdict.group,
                 retries=0,
-                groups_tried=json.dumps(tried + [next_group]),
+                groups_tried=json.dumps(verdict.tried + [verdict.group]),
             )
+        tried = verdict.tried
         if len(tried) > 1:
             message = f"{message} (model groups tried: {', '.join(tried)})"
         return Outcome(

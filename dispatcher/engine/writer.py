@@ -1,8 +1,9 @@
 """Writes outcomes in batches: one transaction for many jobs, never a lost result.
 
 Slots are freed only after an outcome is committed, so a slow database slows claiming
-instead of growing memory. A flush that fails on a connection error is retried until the
-database is back; the outcomes stay in memory meanwhile.
+instead of growing memory. A flush that fails on a transient error (``is_transient``: the
+database unreachable or busy) is retried until the database is back; the outcomes stay in
+memory meanwhile.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from collections import defaultdict
 from typing import Awaitable, Callable
 
 from dispatcher.engine.outcomes import Outcome
-from dispatcher.errors import ServiceUnavailableError
+from dispatcher.errors import is_transient
 from dispatcher.store import batches as batch_sql
 from dispatcher.store import jobs as job_sql
 from dispatcher.store.attempts import record_attempts
-from dispatcher.store.database import Database, is_transient_error
+from dispatcher.store.database import Database
 from dispatcher.store.tables import JobStatus
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def write_outcomes(database: Database, outcomes: list[Outcome], now: float | Non
             connection, [o.attempt.row(o.job) for o in outcomes if o.attempt is not None]
         )
         batch_sql.add_counters(connection, _batch_deltas(outcomes, valid, new_attempts))
-        batch_sql.stop_over_budget(connection, {o.job.batch_id for o in outcomes}, now)
+        batch_sql.stop_at_cost_cap(connection, {o.job.batch_id for o in outcomes}, now)
         batch_sql.finish_if_done(
             connection, {o.job.batch_id for o in outcomes if o.is_final}, now
         )
@@ -151,7 +152,7 @@ class OutcomeWriter:
                 valid = await self._run_in_thread(write_outcomes, self._database, batch, self._clock())
                 break
             except Exception as exc:  # noqa: BLE001 - decide below whether to retry
-                if not (isinstance(exc, ServiceUnavailableError) or is_transient_error(exc)):
+                if not is_transient(exc):
                     raise
                 log.warning(
                     "could not record %d results (%s); retrying in %.1fs",

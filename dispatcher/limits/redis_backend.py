@@ -11,6 +11,7 @@ from typing import Sequence
 
 import redis.asyncio as aioredis
 
+from dispatcher import redis_client
 from dispatcher.limits import keys
 from dispatcher.limits.backend import Blocked, LimitUsage, Reservation
 from dispatcher.limits.spec import LimitSpec
@@ -127,17 +128,13 @@ return 1
 """
 
 
-# Connections one worker opens to Redis for limits, stats and the cache. Hundreds of calls may
-# book or settle at once; the pool makes the surplus wait for a connection instead of failing.
-MAX_CONNECTIONS = 32
-
-
 class RedisLimitBackend:
+    """Limits in Redis. Its client is shared with routing numbers and the response cache; a
+    Redis that cannot be reached raises ``RedisUnavailable`` (``dispatcher.redis_client``)."""
+
     def __init__(self, url: str, namespace: str):
-        self._pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=MAX_CONNECTIONS, timeout=None
-        )
-        self._client = aioredis.Redis(connection_pool=self._pool)
+        self._client = redis_client.connect(url)
+        self._pool = self._client.connection_pool
         self._namespace = namespace
         self._usage_prefix = keys.usage_prefix(namespace)
         self._reserve = self._client.register_script(RESERVE)

@@ -14,7 +14,7 @@ class LimitSpec:
     """The schedule of one limit key.
 
     ``request_interval`` is the spacing between two requests (0: no rpm limit);
-    ``token_interval`` is the time one token of budget takes to refill (0: no tpm limit).
+    ``token_interval`` is the time one token of allowance takes to refill (0: no tpm limit).
     """
 
     key: str

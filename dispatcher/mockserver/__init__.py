@@ -28,8 +28,8 @@ What happens to a chat request, in order:
    not fit gets 429 ``rate_limit_exceeded`` with ``retry-after`` (whole seconds, rounded up),
    ``retry-after-ms`` (the time until enough of the window has expired for it to fit) and
    ``x-ratelimit-*`` headers; refused requests are not counted in the window. A request is
-   charged its prompt estimate plus its completion budget (``max_completion_tokens`` or
-   ``max_tokens``, times ``n``), or, without a budget, the completion tokens of its reply.
+   charged its prompt estimate plus the completion tokens it allows (``max_completion_tokens``
+   or ``max_tokens``, times ``n``), or, without such a limit, the completion tokens of its reply.
    Admitted answers carry the ``x-ratelimit-*`` headers too when a limit is set.
 3. ``fail_first``, then ``--error-rate`` (500 ``server_error``), then ``--hang-rate`` (wait
    ``--hang-s`` seconds, then answer normally; the client is expected to time out first).

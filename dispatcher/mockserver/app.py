@@ -245,7 +245,7 @@ def _fail_first(body: dict[str, Any]) -> int:
 def _charge(body: dict[str, Any], usage: dict[str, int] | None) -> int:
     """Tokens a request counts against tpm when admitted.
 
-    Like OpenAI: the prompt estimate plus the completion budget the request asks for
+    Like OpenAI: the prompt estimate plus the completion tokens the request allows
     (max_completion_tokens or max_tokens, times n). Without one, the completion tokens this
     reply really uses (0 for scripted errors), so an unbounded request is not charged infinity.
     """

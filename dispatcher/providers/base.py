@@ -29,7 +29,7 @@ class Usage:
 
 @dataclass(slots=True)
 class RateLimitInfo:
-    """What ``x-ratelimit-*`` headers said about the key's remaining budget."""
+    """What ``x-ratelimit-*`` headers said about the requests and tokens the key has left."""
 
     remaining_requests: int | None = None
     remaining_tokens: int | None = None

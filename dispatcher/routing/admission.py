@@ -247,7 +247,7 @@ class Admission:
     async def resize(self, grants: Sequence[Grant], needs: Sequence[int]) -> list[float]:
         """Fit each grant to its job's own token need; returns extra seconds each must wait.
 
-        A job needing more tokens than reserved waits for the extra budget to refill, so the
+        A job needing more tokens than reserved waits for the extra token allowance to refill, so the
         schedule's spacing still holds; one needing fewer gives the rest back.
         """
         corrections, delays = [], []

@@ -1,4 +1,6 @@
-"""Spending caps per provider (``provider_budget_config``) and per deployment (``max_budget``).
+"""Budgets: USD a provider (``provider_budget_config``) or a deployment (``max_budget``) may
+spend per period, fleet-wide. (A batch's ``max_cost`` is its cost cap, not a budget: see
+``dispatcher.store.jobs``.)
 
 Spend is counted fleet-wide in the limit backend, per calendar-aligned period (a "1d" budget
 resets at 00:00 UTC, "30d" every 30 days from the Unix epoch). Admission skips a deployment
@@ -19,6 +21,8 @@ from dispatcher.limits.backend import LimitBackend
 
 @dataclass(frozen=True, slots=True)
 class Budget:
+    """One provider's or deployment's limit of USD per calendar-aligned period."""
+
     scope: str  # "provider:<name>" or "deployment:<id>"
     limit_usd: float
     period_s: float
@@ -28,6 +32,8 @@ class Budget:
 
 
 class Budgets:
+    """Every budget that applies to each deployment, and this worker's view of their spend."""
+
     def __init__(self, deployments: Deployments, router: RouterSettings, backend: LimitBackend):
         self._backend = backend
         self._by_deployment: dict[str, list[Budget]] = {}

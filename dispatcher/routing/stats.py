@@ -81,7 +81,17 @@ class RoutingStats:
         return self.tokens_this_minute.get(deployment_id, 0)
 
 
-class SharedStatsPublisher:
+class LocalStatsExchange:
+    """Embedded mode: this process's own counts are all there is to know."""
+
+    async def sync(self, stats: RoutingStats) -> None:
+        return None
+
+    async def withdraw(self) -> None:
+        return None
+
+
+class RedisStatsExchange:
     """Publishes this worker's numbers to Redis and reads the fleet's (one pipeline)."""
 
     def __init__(self, redis_client, namespace: str, worker_id: str, deployment_ids: list[str]):
@@ -125,3 +135,21 @@ class SharedStatsPublisher:
         for deployment_id in self._deployments:
             pipe.hdel(keys.routing_hash(self._namespace, deployment_id), self._worker_id)
         await pipe.execute()
+
+
+async def fleet_in_flight(redis_client, namespace: str, deployment_ids: list[str]) -> list[int]:
+    """Calls in flight per deployment over every worker that published lately (for reports)."""
+    pipe = redis_client.pipeline(transaction=False)
+    for deployment_id in deployment_ids:
+        pipe.hgetall(keys.routing_hash(namespace, deployment_id))
+    replies = await pipe.execute()
+    now = time.time()
+    totals = []
+    for fields in replies:
+        in_flight = 0
+        for raw in fields.values():
+            parts = (raw.decode() if isinstance(raw, bytes) else raw).split("|")
+            if len(parts) == 4 and now - float(parts[3]) <= REMOTE_STALE_AFTER_S:
+                in_flight += int(parts[0])
+        totals.append(in_flight)
+    return totals

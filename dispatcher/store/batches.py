@@ -365,8 +365,9 @@ def reprioritize(connection: Connection, batch_id: str, priority: int, now: floa
     return moved, sorted({group for group, _, _ in levels})
 
 
-def stop_over_budget(connection: Connection, batch_ids: Iterable[str] | None, now: float) -> list[str]:
-    """Batches whose spending reached max_cost: cancel their unstarted jobs (budget_exceeded).
+def stop_at_cost_cap(connection: Connection, batch_ids: Iterable[str] | None, now: float) -> list[str]:
+    """Batches whose spending reached their cost cap (max_cost): cancel their unstarted jobs
+    (status ``budget_exceeded``, the wire name).
 
     Calls already running finish; the batch ends ``budget_exceeded`` once they have.
     """

@@ -19,7 +19,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from dispatcher.config.secrets import redact_url
-from dispatcher.errors import ServiceUnavailableError
+from dispatcher.errors import (
+    DatabaseBusy,
+    DatabaseUnavailable,
+    InfrastructureError,
+    ServiceUnavailableError,
+    short_reason,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -99,14 +105,14 @@ class Database:
 
     @contextlib.contextmanager
     def _translate_errors(self) -> Iterator[None]:
+        """The database's edge: failures of the server (unreachable, busy) leave as our errors."""
         try:
             yield
-        except sa.exc.OperationalError as exc:
-            if is_connection_error(exc):
-                raise ServiceUnavailableError(
-                    f"cannot reach the database at {self.display_url}: {_first_line(exc)}"
-                ) from exc
-            raise
+        except sa.exc.SQLAlchemyError as exc:
+            mapped = database_failure(exc, self.display_url)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     def check(self) -> None:
         """Raise ServiceUnavailableError naming the URL when the database cannot be reached."""
@@ -131,7 +137,7 @@ class Database:
             self.reader.dispose()
 
 
-def is_connection_error(exc: BaseException) -> bool:
+def _is_connection_error(exc: BaseException) -> bool:
     """True for errors that mean the server is unreachable (worth waiting and retrying)."""
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
@@ -153,17 +159,23 @@ def is_connection_error(exc: BaseException) -> bool:
     return any(hint in text for hint in hints)
 
 
-def is_transient_error(exc: BaseException) -> bool:
-    """Connection loss, or SQLite busy/locked: retrying the whole transaction can succeed."""
-    if is_connection_error(exc):
-        return True
+def _is_contention_error(exc: BaseException) -> bool:
+    """True when the transaction lost to another one (SQLite busy/locked, a deadlock, a
+    serialization failure): running the whole transaction again can succeed."""
     text = str(getattr(exc, "orig", exc)).lower()
     return "database is locked" in text or "deadlock detected" in text or "could not serialize" in text
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", exc)).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def database_failure(exc: BaseException, url: str | None = None) -> InfrastructureError | None:
+    """The error of our tree for a failure of the database server, or None when the error is
+    about the statement itself (a refused value, a missing table)."""
+    reason = short_reason(getattr(exc, "orig", None) or exc)
+    if _is_connection_error(exc):
+        where = f" at {url}" if url else ""
+        return DatabaseUnavailable(f"cannot reach the database{where}: {reason}")
+    if _is_contention_error(exc):
+        return DatabaseBusy(f"the database is busy ({reason}); try again")
+    return None
 
 
 def now() -> float:

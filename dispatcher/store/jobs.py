@@ -37,10 +37,10 @@ class ClaimedJob:
     groups_tried: str | None
     created_at: float
     cache_mode: int = 0
-    # Its batch has a max_cost: when it ends, the batch's spend and reservations change, so
-    # jobs of the batch held back for want of budget may fit now. Set by the claim, not a
+    # Its batch has a cost cap (max_cost): when it ends, the batch's spend and reservations
+    # change, so jobs of the batch held back by the cap may fit now. Set by the claim, not a
     # column (keyword-only, so claim columns added later still map by position).
-    budgeted: bool = field(default=False, kw_only=True)
+    cost_capped: bool = field(default=False, kw_only=True)
 
 
 _CLAIM_COLUMNS = (
@@ -67,7 +67,7 @@ def insert_jobs(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
         connection.execute(jobs.insert(), list(rows[start : start + INSERT_CHUNK]))
 
 
-def _over_budget_batches():
+def _batches_at_cost_cap():
     """Batches whose spent cost plus the estimated cost of their running calls reached max_cost."""
     from dispatcher.store.tables import BatchStatus, batches
 
@@ -111,7 +111,7 @@ def _claim_statement(postgres: bool):
             jobs.c.model_group == sa.bindparam("group"),
             jobs.c.not_before <= now,
             sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
-            jobs.c.batch_id.not_in(_over_budget_batches()),
+            jobs.c.batch_id.not_in(_batches_at_cost_cap()),
             jobs.c.batch_id.not_in(_unstartable_batches()),
         )
         .order_by(jobs.c.priority, jobs.c.fair_key, jobs.c.id)
@@ -124,7 +124,7 @@ def _claim_statement(postgres: bool):
         # The granted deployment: names the call in the abandoned attempt if this worker dies.
         deployment_id=sa.bindparam("deployment_id"),
         started_at=now,
-        # What the call will probably cost on the granted deployment, for batch budgets.
+        # What the call will probably cost on the granted deployment, for batches' cost caps.
         reserved_cost=jobs.c.est_prompt_tokens * sa.bindparam("input_price", type_=sa.Float)
         + jobs.c.est_completion_tokens * sa.bindparam("output_price", type_=sa.Float),
     )
@@ -162,49 +162,49 @@ def claim_jobs(
     claimed = [ClaimedJob(*row) for row in rows]
     claimed.sort(key=lambda job: (job.priority, job.id))
     if claimed:
-        claimed = _within_budgets(connection, claimed)
+        claimed = _within_cost_caps(connection, claimed)
     return claimed
 
 
 # Batches known to have no max_cost (so claims need not look them up again), oldest first
 # (a dict used as an insertion-ordered set).
-_UNBUDGETED: dict[str, None] = {}
-_UNBUDGETED_MAX = 10_000
+_UNCAPPED: dict[str, None] = {}
+_UNCAPPED_MAX = 10_000
 
 
-def _within_budgets(connection: Connection, claimed: list[ClaimedJob]) -> list[ClaimedJob]:
+def _within_cost_caps(connection: Connection, claimed: list[ClaimedJob]) -> list[ClaimedJob]:
     """Hand back the claimed jobs a batch's max_cost has no room for.
 
-    The claim skips batches already at their budget; this keeps one claim of many jobs from
+    The claim skips batches already at their cost cap; this keeps one claim of many jobs from
     passing it: a job starts only while spent + the estimates of the calls before it < max_cost.
     """
     from dispatcher.store.tables import batches
 
     batch_ids = {job.batch_id for job in claimed}
-    maybe_budgeted = [b for b in batch_ids if b not in _UNBUDGETED]
-    if not maybe_budgeted:
+    maybe_capped = [b for b in batch_ids if b not in _UNCAPPED]
+    if not maybe_capped:
         return claimed
-    budgets = {
+    caps = {
         row.id: (row.max_cost, row.cost)
         for row in connection.execute(
             sa.select(batches.c.id, batches.c.max_cost, batches.c.cost).where(
-                batches.c.id.in_(maybe_budgeted)
+                batches.c.id.in_(maybe_capped)
             )
         )
         if row.max_cost is not None
     }
-    for batch_id in maybe_budgeted:  # a batch's max_cost is set at submit and never changes
-        if batch_id not in budgets:
-            if len(_UNBUDGETED) >= _UNBUDGETED_MAX:
-                _UNBUDGETED.pop(next(iter(_UNBUDGETED)))
-            _UNBUDGETED[batch_id] = None
-    if not budgets:
+    for batch_id in maybe_capped:  # a batch's max_cost is set at submit and never changes
+        if batch_id not in caps:
+            if len(_UNCAPPED) >= _UNCAPPED_MAX:
+                _UNCAPPED.pop(next(iter(_UNCAPPED)))
+            _UNCAPPED[batch_id] = None
+    if not caps:
         return claimed
     mine = {job.id for job in claimed}
-    reserved: dict[str, float] = {batch_id: 0.0 for batch_id in budgets}
+    reserved: dict[str, float] = {batch_id: 0.0 for batch_id in caps}
     estimates: dict[int, float] = {}
     running = sa.select(jobs.c.id, jobs.c.batch_id, jobs.c.reserved_cost).where(
-        jobs.c.batch_id.in_(list(budgets)), jobs.c.status == JobStatus.RUNNING
+        jobs.c.batch_id.in_(list(caps)), jobs.c.status == JobStatus.RUNNING
     )
     for row in connection.execute(running):
         if row.id in mine:
@@ -213,14 +213,14 @@ def _within_budgets(connection: Connection, claimed: list[ClaimedJob]) -> list[C
             reserved[row.batch_id] += row.reserved_cost or 0.0
     kept, handed_back = [], []
     for job in claimed:
-        budget = budgets.get(job.batch_id)
-        if budget is not None:
-            max_cost, spent = budget
+        cap = caps.get(job.batch_id)
+        if cap is not None:
+            max_cost, spent = cap
             if (spent or 0.0) + reserved[job.batch_id] >= max_cost:
                 handed_back.append(job.id)
                 continue
             reserved[job.batch_id] += estimates.get(job.id, 0.0)
-            job.budgeted = True
+            job.cost_capped = True
         kept.append(job)
     if handed_back:
         connection.execute(

@@ -130,7 +130,7 @@ class Job(SQLModel, table=True):
         default=None, description="not started by then: the job ends expired (completion window)"
     )
     reserved_cost: Optional[float] = Field(
-        default=None, description="estimated cost of the running call (batch budgets)"
+        default=None, description="estimated cost of the running call (batch cost caps)"
     )
     cache_mode: int = Field(default=0, description="0 off, 1 deterministic requests, 2 forced")
     attempts: int = Field(default=0, description="provider calls made, abandoned ones included")

@@ -9,7 +9,6 @@ import httpx
 from dispatcher import Client
 from dispatcher.metrics import Metrics
 from tests.conftest import chat_lines
-from workers.node import WorkerNode
 
 
 def test_job_and_queue_gauges_are_filled_when_the_worker_starts(write_config, sqlite_url):
@@ -21,9 +20,7 @@ def test_job_and_queue_gauges_are_filled_when_the_worker_starts(write_config, sq
         client.submit(chat_lines(7), model="chat", priority=3)
         port = metrics.serve(0)
         # Serving only "other", the worker leaves the 7 "chat" jobs queued: the figures hold still.
-        node = WorkerNode(config=client.config, deployments=client.deployments, database=client.database,
-                          messaging=client.messaging, groups=["other"], metrics=metrics)
-        node.start()
+        node = client.start_worker(groups=["other"], metrics=metrics)
         try:
             scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         finally:

@@ -3,7 +3,7 @@
 Price is input plus output cost per token; deployments of unknown price come last.
 ``routing_strategy_args.max_wait_s`` (default 5): a call waits up to that long for a send time
 on the cheapest deployment under its rpm/tpm before a dearer one takes it. Limits are paced
-over the minute, so "within its limits" means "can send soon", not "has budget left this
+over the minute, so "within its limits" means "can send soon", not "has allowance left this
 minute"; the wait keeps a short burst of work on the cheap deployment instead of overflowing
 at once.
 """

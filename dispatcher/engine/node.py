@@ -1,16 +1,18 @@
-"""One worker's moving parts in one process: the engine, woken by the broker's consumer."""
+"""One worker's moving parts in one process: the engine on its own thread, woken by wake
+messages. Used by the worker process (``workers/process.py``) and by embedded mode alike."""
 
 from __future__ import annotations
 
 import logging
 from typing import Iterable
 
+from dispatcher.backends import Backends
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.deployments import Deployments
 from dispatcher.engine.engine import Engine
 from dispatcher.engine.thread import EngineThread
+from dispatcher.metrics import Metrics
 from dispatcher.store.database import Database
-from workers.broker import Messaging
 
 log = logging.getLogger(__name__)
 
@@ -24,21 +26,21 @@ class WorkerNode:
         config: DispatcherConfig,
         deployments: Deployments,
         database: Database,
-        messaging: Messaging,
+        backends: Backends,
         worker_id: str | None = None,
         concurrency: int | None = None,
         groups: Iterable[str] | None = None,
-        metrics=None,
+        metrics: Metrics | None = None,
     ):
-        self.messaging = messaging
+        self.messaging = backends.messaging
         self.engine = Engine(
             config=config,
             deployments=deployments,
             database=database,
+            backends=backends,
             worker_id=worker_id,
             concurrency=concurrency,
             groups=groups,
-            notify_others=messaging.notify_quietly,
             metrics=metrics,
         )
         self._engine_thread = EngineThread(self.engine)

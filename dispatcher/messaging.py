@@ -1,14 +1,15 @@
-"""The dramatiq broker (Redis, or in-process for embedded mode) and our actors on it.
-
-Dramatiq binds an actor to a broker when the actor is declared. Instead of a global broker
-that must be set before any actor module is imported, ``Messaging`` declares our actors on
-the broker it builds, so embedded and distributed modes (and tests with several brokers in
-one process) cannot pick up the wrong one.
+"""Wake messages: a dramatiq broker (Redis, or in-process) with our one actor declared on it.
 
 What travels through dramatiq is a *wake* message naming a model group: "jobs may be ready
 in this group". Jobs themselves stay in SQL, claimed in priority order when a worker has a
 free slot (see docs/architecture.md). Duplicate or lost wake messages are harmless: workers
 also poll SQL when idle.
+
+Dramatiq binds an actor to a broker when the actor is declared. Instead of a global broker
+that must be set before any actor module is imported, ``Messaging`` declares the actor on the
+broker it is given, so embedded and distributed modes (and tests with several brokers in one
+process) cannot pick up the wrong one. Which broker is chosen is decided in
+``dispatcher.backends``, nowhere else.
 
 One dramatiq consumer per broker, shared by every in-process worker (engine) listening to
 it: a dramatiq ``Worker`` adds a middleware to its broker when it starts and never removes
@@ -25,11 +26,9 @@ from typing import Callable, Iterable
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.brokers.stub import StubBroker
 
-from dispatcher.config.schema import DispatcherSettings
 from dispatcher.config.secrets import redact_url
-from dispatcher.errors import ServiceUnavailableError
+from dispatcher.errors import RedisUnavailable, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +46,14 @@ Listener = Callable[[str], None]
 
 
 class Messaging:
-    """A broker with our actors declared on it, and the listeners wake messages reach."""
+    """A broker with the wake actor declared on it, and the listeners wake messages reach.
 
-    def __init__(self, settings: DispatcherSettings):
-        self.redis_url = settings.redis_url
-        self.embedded = not settings.redis_url
-        if self.embedded:
-            self.broker: dramatiq.Broker = StubBroker(middleware=[])
-        else:
-            self.broker = RedisBroker(
-                url=settings.redis_url,
-                namespace=f"{settings.namespace}-dramatiq",
-                middleware=[],
-                heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
-            )
+    Given a ``StubBroker`` it is the in-process form (embedded mode): nothing to reach, no
+    error to map. ``RedisMessaging`` adds what a broker across the network needs.
+    """
+
+    def __init__(self, broker: dramatiq.Broker):
+        self.broker = broker
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._consumer: dramatiq.Worker | None = None
@@ -110,26 +103,13 @@ class Messaging:
         self._consumer_middleware = []
 
     def check(self) -> None:
-        """Raise ServiceUnavailableError naming the URL if Redis does not answer."""
-        if self.embedded:
-            return
-        try:
-            self.broker.client.ping()
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise ServiceUnavailableError(
-                f"cannot reach Redis at {redact_url(self.redis_url)}: {exc}"
-            ) from None
+        """Raise ServiceUnavailableError if the broker cannot be reached (in-process: never)."""
 
     def notify(self, groups: Iterable[str], copies: int = 1) -> None:
         """Send wake messages for these groups (``copies`` each, to wake several workers)."""
-        try:
-            for group in groups:
-                for _ in range(max(1, copies)):
-                    self.wake.send(group)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise ServiceUnavailableError(
-                f"cannot reach Redis at {redact_url(self.redis_url)}: {exc}"
-            ) from None
+        for group in groups:
+            for _ in range(max(1, copies)):
+                self.wake.send(group)
 
     def notify_quietly(self, groups: Iterable[str]) -> None:
         """Like ``notify`` but only logs failures (workers' polling will find the jobs)."""
@@ -144,3 +124,32 @@ class Messaging:
             if self._consumer is not None:
                 self._stop_consumer()
         self.broker.close()
+
+
+class RedisMessaging(Messaging):
+    """Wake messages through Redis, shared by the fleet; a Redis that cannot be reached
+    raises RedisUnavailable naming the URL (without its password), mapped here at its edge."""
+
+    def __init__(self, url: str, namespace: str):
+        self.url = url
+        super().__init__(RedisBroker(
+            url=url,
+            namespace=f"{namespace}-dramatiq",
+            middleware=[],
+            heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+        ))
+
+    def _unreachable(self, exc: Exception) -> RedisUnavailable:
+        return RedisUnavailable(f"cannot reach Redis at {redact_url(self.url)}: {exc}")
+
+    def check(self) -> None:
+        try:
+            self.broker.client.ping()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise self._unreachable(exc) from None
+
+    def notify(self, groups: Iterable[str], copies: int = 1) -> None:
+        try:
+            super().notify(groups, copies)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise self._unreachable(exc) from None
