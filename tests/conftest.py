@@ -9,6 +9,7 @@ Each test gets its own Redis namespace and its own PostgreSQL schema, dropped af
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -115,6 +116,31 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'dispatch.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+# -- tests that run alone under pytest-xdist ------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _alone_if_marked(request, tmp_path_factory):
+    """Under pytest-xdist, a test marked ``alone`` runs while no other test does.
+
+    Every test holds a shared lock on a file all workers see; an ``alone`` test takes it
+    exclusively. The turnstile, held by the ``alone`` test while it waits, stops new tests
+    from starting meanwhile (otherwise the other workers' back-to-back tests could keep the
+    shared lock held for ever).
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    root = tmp_path_factory.getbasetemp().parent  # shared by the workers of one run
+    alone = request.node.get_closest_marker("alone") is not None
+    with open(root / "alone.turnstile", "a") as turnstile, open(root / "alone.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        yield
 
 
 # -- the mock provider ---------------------------------------------------------------------

@@ -12,15 +12,26 @@ request to stop often reaches a worker process twice:
 
 The supervisor forwards a stop as SIGTERM and only its second stop as SIGINT, so a second,
 separate Ctrl-C (or a second signal to the supervisor) still abandons the calls.
+
+The two copies of one Ctrl-C can also arrive the other way round: the kernel queues the
+terminal's SIGINT to each process of the group in turn, and on a busy machine the supervisor
+can handle it and forward SIGTERM before the worker's own SIGINT is delivered (seen: both
+within 1 ms). So one SIGINT arriving within ``SAME_STOP_WINDOW_S`` after a first SIGTERM is
+taken as that same stop; a person's second Ctrl-C comes later, and any SIGINT after that one
+abandons.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from typing import Protocol
+import time
+from typing import Callable, Protocol
 
 log = logging.getLogger(__name__)
+
+# A SIGINT this soon after a first SIGTERM is the terminal's copy of the same Ctrl-C.
+SAME_STOP_WINDOW_S = 0.5
 
 
 class Stoppable(Protocol):
@@ -30,10 +41,14 @@ class Stoppable(Protocol):
 class StopSignals:
     """Turns SIGTERM/SIGINT into stop requests; signals before ``attach`` are kept for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.stop_requested = False
         self.abandon = False
         self._target: Stoppable | None = None
+        self._clock = clock
+        self._first: int | None = None  # the signal that began the stop, and when
+        self._first_at = 0.0
+        self._copy_absorbed = False
 
     def install(self) -> None:
         """Handle both signals from now on (call first thing: a default SIGINT handler would
@@ -53,9 +68,12 @@ class StopSignals:
         name = signal.Signals(signum).name
         if not self.stop_requested:
             self.stop_requested = True
+            self._first, self._first_at = signum, self._clock()
             log.info("%s: finishing calls in flight, then exiting", name)
             if self._target is not None:
                 self._target.request_stop()
+        elif signum == signal.SIGINT and self._is_copy_of_the_first_stop():
+            log.debug("SIGINT right after SIGTERM: the same stop request")
         elif signum == signal.SIGINT and not self.abandon:
             self.abandon = True
             log.warning("SIGINT while stopping: abandoning calls in flight")
@@ -63,3 +81,12 @@ class StopSignals:
                 self._target.request_stop(0)
         else:
             log.debug("%s: already stopping", name)
+
+    def _is_copy_of_the_first_stop(self) -> bool:
+        """The terminal's SIGINT of a Ctrl-C whose forwarded SIGTERM came first (once)."""
+        if self._copy_absorbed or self._first != signal.SIGTERM:
+            return False
+        if self._clock() - self._first_at >= SAME_STOP_WINDOW_S:
+            return False
+        self._copy_absorbed = True
+        return True

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from tests.conftest import chat_lines, openai_deployment, run_cli, write_jsonl
 from tests.e2e.workers import WorkerFleet
+from tests.helpers.batches import wait_until_final
 
 pytestmark = pytest.mark.slow
 
 
 def wait_for_batch(config, batch_id: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = run_cli("-c", str(config), "status", batch_id, "--json")
-        assert result.returncode == 0, result.stderr.decode()
-        status = json.loads(result.stdout)
-        if status["status"] in ("completed", "failed", "cancelled", "expired", "budget_exceeded"):
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"batch still {status['status']} after {timeout}s: {status['request_counts']}")
-        time.sleep(0.5)
+    """The final ``status --json`` of a batch, once it has ended."""
+    wait_until_final(config, batch_id, timeout)
+    result = run_cli("-c", str(config), "status", batch_id, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
 
 
 def test_200_jobs_through_submit_two_workers_and_results(

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from tests.conftest import chat_lines, openai_deployment, run_cli, write_jsonl
 from tests.e2e.workers import WorkerFleet
+from tests.helpers.batches import wait_until_final
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +30,11 @@ def submit(config, path) -> str:
 
 
 def wait_done(config, batch_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = json.loads(run_cli("-c", str(config), "status", batch_id, "--json").stdout)
-        if status["status"] in ("completed", "failed", "cancelled", "expired", "budget_exceeded"):
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"batch not finished after {timeout}s: {status['request_counts']}")
+    """The final ``status --json`` of a batch, once it has ended."""
+    wait_until_final(config, batch_id, timeout)
+    result = run_cli("-c", str(config), "status", batch_id, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
 
 
 def results_by_id(config, batch_id: str, tmp_path) -> dict[str, dict]:
