@@ -77,6 +77,9 @@ def freeze(pid: int) -> float:
     return time.time()
 
 
+# Alone: under parallel load the freeze instant and the calls around it drift apart (one
+# failure of the accounting below in about ten parallel suite runs, not yet explained).
+@pytest.mark.alone
 def test_a_frozen_worker_sends_nothing_for_jobs_taken_over_while_it_was_stopped(
     tmp_path, postgres_url, redis_server, redis_namespace, start_mock_provider, write_config, figures
 ):
@@ -93,7 +96,9 @@ def test_a_frozen_worker_sends_nothing_for_jobs_taken_over_while_it_was_stopped(
         pid = child_pid(frozen)
         wait_for_calls(provider, 30)
         stopped_at = freeze(pid)
-        time.sleep(5.0)  # past dead_after (3 s): the other worker takes its jobs over
+        # Past dead_after (3 s) + a housekeeping round + the reaper's own steady-heartbeat rule,
+        # with room for a loaded machine: the other worker takes its jobs over.
+        time.sleep(8.0)
         woke_at = time.time()
         os.kill(pid, signal.SIGCONT)
         status = wait_done(config, batch_id, timeout=30)
