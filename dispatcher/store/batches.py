@@ -36,6 +36,15 @@ def insert_batch(connection: Connection, values: dict[str, Any]) -> None:
     connection.execute(batches.insert().values(**values))
 
 
+def _being_stored(batch_id: str) -> tuple:
+    """The batch is still being stored by a live submit (not cancelled, not given up)."""
+    return (
+        batches.c.id == batch_id,
+        batches.c.status == BatchStatus.VALIDATING,
+        batches.c.storing_until.is_not(None),
+    )
+
+
 def renew_storing_lease(connection: Connection, batch_id: str, lease_s: float) -> bool:
     """Extend the lease of a batch whose jobs this process is storing.
 
@@ -44,11 +53,7 @@ def renew_storing_lease(connection: Connection, batch_id: str, lease_s: float) -
     """
     result = connection.execute(
         batches.update()
-        .where(
-            batches.c.id == batch_id,
-            batches.c.status == BatchStatus.VALIDATING,
-            batches.c.storing_until.is_not(None),
-        )
+        .where(*_being_stored(batch_id))
         .values(storing_until=database_now(connection) + lease_s)
     )
     return result.rowcount > 0
@@ -58,11 +63,7 @@ def finish_storing(connection: Connection, batch_id: str, now: float) -> bool:
     """Every job is stored: the batch may run. False if it was cancelled or given up meanwhile."""
     result = connection.execute(
         batches.update()
-        .where(
-            batches.c.id == batch_id,
-            batches.c.status == BatchStatus.VALIDATING,
-            batches.c.storing_until.is_not(None),
-        )
+        .where(*_being_stored(batch_id))
         .values(status=BatchStatus.IN_PROGRESS, in_progress_at=now, storing_until=None)
     )
     return result.rowcount > 0
