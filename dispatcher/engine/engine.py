@@ -34,6 +34,7 @@ from dispatcher.engine.stalls import StallWatch
 from dispatcher.engine.writer import OutcomeWriter
 from dispatcher.errors import ServiceUnavailableError, is_transient
 from dispatcher.providers.provider_set import ProviderSet
+from dispatcher.providers.send_permit import SendWithdrawn, send_permit
 from dispatcher.limits.backend import Blocked
 from dispatcher.metrics import Metrics
 from dispatcher.pricing import price_for
@@ -407,21 +408,29 @@ class Engine:
                     self._writer.add(self._runner.from_cache(job, cached))
                     return
             grant = await self._wait_for_send_time(held, delay, job.priority)
-            if not await self._holds_lease(epoch):
-                outcome = self._not_sent(job)  # first: the release below may fail
-                await self.admission.release([grant])
-            else:
+            sent = False
+            if await self._holds_lease(epoch):
                 deployment = grant.deployment
                 self.routing_stats.call_started(deployment.id)
                 if self.metrics is not None:
                     self.metrics.in_flight.labels(deployment.id).inc()
                 try:
-                    outcome = await self._runner.run(job, deployment)
+                    # Checked again right before the request is written: a pause after the
+                    # check above must not send a job taken over meanwhile.
+                    with send_permit(lambda: self._lease.fresh() and self._lease.epoch == epoch):
+                        outcome = await self._runner.run(job, deployment)
+                    sent = True
+                except SendWithdrawn:
+                    pass
                 finally:
                     latency = outcome.latency_ms if outcome is not None and outcome.completion else None
                     self.routing_stats.call_ended(deployment.id, latency)
                     if self.metrics is not None:
                         self.metrics.in_flight.labels(deployment.id).dec()
+            if not sent:
+                outcome = self._not_sent(job)  # first: the release below may fail
+                await self.admission.release([grant])
+            else:
                 if self.metrics is not None:
                     self._count_call(deployment.id, outcome)
                 await self._settle(job, grant, outcome)

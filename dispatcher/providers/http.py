@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import httpx
 
+from dispatcher.providers.send_permit import check_send_permit
+
 CONNECTIONS_PER_LANE = 2
 
 
@@ -44,7 +46,9 @@ class EndpointPool:
         self._overflow = 0
 
     async def send(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
-        """Send the request; returns status, headers and the whole body. Raises httpx errors."""
+        """Send the request; returns status, headers and the whole body. Raises httpx errors,
+        or SendWithdrawn (nothing sent) when the caller's send permit no longer holds."""
+        check_send_permit()  # no await between this and the transport taking the request
         took_free_connection = bool(self._free)
         if took_free_connection:
             lane = self._free.popleft()

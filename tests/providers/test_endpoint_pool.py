@@ -16,7 +16,10 @@ from dispatcher.providers.http import EndpointPool
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so lanes reuse their connections
 
+    seen: list[str] = []
+
     def do_GET(self):
+        self.seen.append(self.path)
         plain = f'{{"path": "{self.path}"}}'.encode()
         body = gzip.compress(plain) if self.path.startswith("/gzip") else plain
         self.send_response(200)
@@ -66,3 +69,27 @@ def test_more_callers_than_connections_all_get_their_own_answer(server_url):
 
     answers = asyncio.run(main())
     assert answers == [(200, f'{{"path": "/n{i}"}}'.encode()) for i in range(20)]
+
+
+def test_a_withdrawn_send_permit_sends_nothing(server_url):
+    """The engine's last word (send_permit.py): asked synchronously right before the write, so
+    a worker paused after its lease check does not send a job taken over meanwhile."""
+    from dispatcher.providers.send_permit import SendWithdrawn, send_permit
+
+    _Handler.seen = []
+    lease = {"held": True}
+
+    async def main():
+        pool = EndpointPool(max_in_flight=2)
+        try:
+            with send_permit(lambda: lease["held"]):
+                assert (await _get(pool, server_url + "/first"))[0] == 200
+                lease["held"] = False
+                with pytest.raises(SendWithdrawn):
+                    await _get(pool, server_url + "/second")
+            assert (await _get(pool, server_url + "/outside"))[0] == 200  # no permit: sent
+        finally:
+            await pool.aclose()
+
+    asyncio.run(main())
+    assert _Handler.seen == ["/first", "/outside"]

@@ -17,6 +17,7 @@ from dispatcher.deployments import Deployment
 from dispatcher.providers import errors as pe
 from dispatcher.providers.base import Completion, Usage
 from dispatcher.providers.mock.replies import mock_reply
+from dispatcher.providers.send_permit import check_send_permit
 from dispatcher.providers.openai.errors import error_from_response
 
 
@@ -43,6 +44,7 @@ class MockProvider:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise pe.BadRequestError(f"mock provider: body is not JSON: {exc}") from None
+        check_send_permit()
         reply = mock_reply(parsed, self.deployment.provider_model, self.deployment.mock_response)
         delay = self._latency_s() + reply.sleep_s
         if delay > timeout:
