@@ -1,4 +1,7 @@
-"""Priorities: 0 (most urgent) to 9, with names accepted wherever a number is."""
+"""Priorities: 0 (most urgent) to 9, with names accepted wherever a number is.
+
+What a priority does (claim order, urgent moves) is decided in dispatcher/scheduling/.
+"""
 
 from __future__ import annotations
 

@@ -353,21 +353,22 @@ class Client:
         Safe to run at any time and any number of times: it only re-announces queued jobs
         (duplicates are harmless) and requeues jobs whose worker has stopped heartbeating.
         """
+        from dispatcher.engine.membership import take_over_dead_workers, tidy_batches
         from dispatcher.store import jobs as job_sql
         from dispatcher.store.handback import release_orphaned_jobs
 
         self.backends.check()  # nothing can be announced without it: say so before any change
         now = time.time()
-        dead_after = self.settings.worker.dead_after
+        worker = self.settings.worker
         with self.database.write() as connection:
-            released = []
-            deaths = self.settings.worker.max_worker_deaths
-            for worker_id in worker_sql.dead_workers(connection, dead_after):
-                released += worker_sql.reap_worker(
-                    connection, worker_id, now, "found dead by recover", max_worker_deaths=deaths
-                )
-            orphans = release_orphaned_jobs(connection, now, dead_after, deaths)
-            expired = batch_sql.expire_due(connection, now)
+            # The steps a worker's housekeeping runs, plus jobs no worker row accounts for.
+            taken = take_over_dead_workers(
+                connection, dead_after=worker.dead_after, now=now, reason="found dead by recover",
+                max_worker_deaths=worker.max_worker_deaths,
+            )
+            released = [job for jobs in taken.values() for job in jobs]
+            orphans = release_orphaned_jobs(connection, now, worker.dead_after, worker.max_worker_deaths)
+            expired = tidy_batches(connection, now).expired
         with self.database.read() as connection:
             ready = job_sql.queued_counts(connection)
         for group, count in ready.items():

@@ -32,6 +32,7 @@ from dispatcher.durations import parse_duration
 from dispatcher.errors import DispatcherError, InputError, ServiceUnavailableError
 from dispatcher.intake.reader import Source, describe, iter_lines
 from dispatcher.intake.validate import JobSpec, LineValidator, Problem, invalid_line_text
+from dispatcher.scheduling.fair import BatchPositions
 from dispatcher.store import batches as batch_sql
 from dispatcher.store import jobs as job_sql
 from dispatcher.store.clock import read_database_clock
@@ -281,8 +282,12 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
         if options.idempotency_key:  # the only unique value that is not random
             raise _KeyTaken() from None
         raise
-    frontier = _FairFrontier(database, now, settings.fair_share)
-    rows = _rows(spool, batch_id, priority, options, now, expires_at, frontier, validator)
+    positions = BatchPositions(
+        options.weight, fair_share=settings.fair_share,
+        read_frontier=_level_reader(database, job_sql.fair_frontier, now),
+        read_queue_end=_level_reader(database, job_sql.queue_end),
+    )
+    rows = _rows(spool, batch_id, priority, options, now, expires_at, positions, validator)
     _store_jobs(database, batch_id, rows, lease_s, offset)
     return batch_id
 
@@ -321,33 +326,16 @@ def _store_jobs(database: Database, batch_id: str, rows: Iterator[dict], lease_s
         raise
 
 
-class _FairFrontier:
-    """Where this batch's fair positions start at each (group, priority) level it uses:
-    at the level's frontier (take turns with the batches waiting there), or after the last
-    of them when fair_share is off (first submitted, first served)."""
-
-    def __init__(self, database: Database, now: float, fair_share: bool):
-        self._database = database
-        self._now = now
-        self._fair_share = fair_share
-        self._starts: dict[tuple[str, int], float] = {}
-
-    def start(self, group: str, priority: int) -> float:
-        key = (group, priority)
-        if key not in self._starts:
-            with self._database.read() as connection:
-                if self._fair_share:
-                    self._starts[key] = job_sql.fair_frontier(connection, group, priority, self._now)
-                else:
-                    self._starts[key] = job_sql.queue_end(connection, group, priority)
-        return self._starts[key]
+def _level_reader(database: Database, read: Callable[..., float], *args) -> Callable[[str, int], float]:
+    """``read(connection, group, priority, *args)`` in a read transaction of its own."""
+    def at_level(group: str, priority: int) -> float:
+        with database.read() as connection:
+            return read(connection, group, priority, *args)
+    return at_level
 
 
 def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: float,
-          expires_at: float, frontier: _FairFrontier, validator: LineValidator) -> Iterator[dict]:
-    # Fair position: the level's frontier plus the job's place in the batch over its weight,
-    # so batches of one priority take turns (weighted round-robin), FIFO inside each batch.
-    weight = options.weight or 1.0
+          expires_at: float, positions: BatchPositions, validator: LineValidator) -> Iterator[dict]:
     not_before = options.not_before or 0.0
     for seq, raw in enumerate(spool):
         record = orjson.loads(raw)
@@ -365,7 +353,7 @@ def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: floa
             row.update(
                 model_group=group, body=body, status=JobStatus.QUEUED,
                 priority=job_priority,
-                fair_key=frontier.start(group, job_priority) + seq / weight,
+                fair_key=positions.position(group, job_priority, seq),  # scheduling/fair.py
                 est_prompt_tokens=est_prompt, est_completion_tokens=est_completion,
             )
         else:

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from dispatcher.scheduling.fair import rebase_shift
 from dispatcher.store.database import database_now
 from dispatcher.store.tables import BatchStatus, JobStatus, batches, jobs
 
@@ -341,7 +342,8 @@ def requeue_failed_jobs(
 
 def reprioritize(connection: Connection, batch_id: str, priority: int, now: float) -> tuple[int, list[str]]:
     """Move a batch's waiting jobs to another priority, keeping their order and joining the
-    new level's round-robin where it stands now. Returns (jobs moved, groups touched)."""
+    new level's round-robin where it stands now (``rebase_shift``). Returns (jobs moved,
+    groups touched)."""
     from dispatcher.store.jobs import fair_frontier
 
     levels = connection.execute(
@@ -353,7 +355,8 @@ def reprioritize(connection: Connection, batch_id: str, priority: int, now: floa
     for group, old_priority, first_key in levels:
         if old_priority == priority:
             continue
-        shift = fair_frontier(connection, group, priority, now, exclude_batch=batch_id) - first_key
+        frontier = fair_frontier(connection, group, priority, now, exclude_batch=batch_id)
+        shift = rebase_shift(first_key, frontier)
         moved += connection.execute(
             jobs.update()
             .where(

@@ -14,6 +14,8 @@ from typing import Any, Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dispatcher.scheduling import fair
+from dispatcher.scheduling.order import CLAIM_ORDER, start_order
 from dispatcher.store.tables import JobStatus, jobs
 
 INSERT_CHUNK = 2000
@@ -97,7 +99,7 @@ def _unstartable_batches():
 def _claim_statement(postgres: bool):
     """The claim as one statement with bind parameters, built once per dialect.
 
-    Order: priority, then the fair position among batches, then submit order. On PostgreSQL
+    Order: ``CLAIM_ORDER`` (dispatcher/scheduling/order.py). On PostgreSQL
     ``FOR UPDATE SKIP LOCKED`` lets many workers claim at once without waiting on each other,
     and a materialized CTE runs the LIMIT subquery exactly once (with ``id IN (subquery)`` the
     planner may pick a nested-loop semi join that re-runs it per row and claims far more than
@@ -114,7 +116,7 @@ def _claim_statement(postgres: bool):
             jobs.c.batch_id.not_in(_batches_at_cost_cap()),
             jobs.c.batch_id.not_in(_unstartable_batches()),
         )
-        .order_by(jobs.c.priority, jobs.c.fair_key, jobs.c.id)
+        .order_by(*[jobs.c[name] for name in CLAIM_ORDER])
         .limit(sa.bindparam("limit", type_=sa.Integer))
     )
     values = dict(
@@ -160,7 +162,7 @@ def claim_jobs(
              input_price=input_price, output_price=output_price, deployment_id=deployment_id),
     )
     claimed = [ClaimedJob(*row) for row in rows]
-    claimed.sort(key=lambda job: (job.priority, job.id))
+    claimed.sort(key=start_order)
     if claimed:
         claimed = _within_cost_caps(connection, claimed)
     return claimed
@@ -271,11 +273,9 @@ def expire_due_jobs(connection: Connection, now: float) -> dict[str, int]:
 
 def fair_frontier(connection: Connection, group: str, priority: int, now: float,
                   exclude_batch: str | None = None) -> float:
-    """The fair position now being served at one (group, priority) level.
-
-    A batch arriving at this level starts its fair positions here, so it interleaves with the
-    batches already waiting (round-robin) instead of going first or last.
-    """
+    """Where a batch joining one (group, priority) level starts its fair positions under fair
+    share: ``fair.frontier`` of the lowest position its ready jobs hold (``exclude_batch``: the
+    batch being moved there)."""
     query = sa.select(sa.func.min(jobs.c.fair_key)).where(
         jobs.c.status == JobStatus.QUEUED,
         jobs.c.model_group == group,
@@ -284,17 +284,18 @@ def fair_frontier(connection: Connection, group: str, priority: int, now: float,
     )
     if exclude_batch is not None:
         query = query.where(jobs.c.batch_id != exclude_batch)
-    return connection.execute(query).scalar() or 0.0
+    return fair.frontier(connection.execute(query).scalar())
 
 
 def queue_end(connection: Connection, group: str, priority: int) -> float:
-    """Just after the last fair position waiting at a level (strict FIFO between batches)."""
+    """Where a batch starts without fair share: ``fair.after_last`` of the highest position
+    waiting at the level."""
     last = connection.execute(
         sa.select(sa.func.max(jobs.c.fair_key)).where(
             jobs.c.status == JobStatus.QUEUED, jobs.c.model_group == group, jobs.c.priority == priority
         )
     ).scalar()
-    return (last + 1.0) if last is not None else 0.0
+    return fair.after_last(last)
 
 
 def counts_by_state(connection: Connection) -> dict[str, int]:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from dispatcher.routing.admission import Grant
+if TYPE_CHECKING:
+    from dispatcher.routing.admission import Grant
 
 # Swapping is worth it only when it brings the call forward by at least this much (seconds).
 MIN_GAIN_S = 0.02

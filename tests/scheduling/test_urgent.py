@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from dispatcher.engine.booked import BookedCall, BookedCalls
 from dispatcher.limits.spec import LimitSpec
 from dispatcher.routing.admission import Grant
+from dispatcher.scheduling.urgent import BookedCall, BookedCalls
 from tests.routing.test_admission import admission_for
 
 DEPLOYMENT = admission_for({})._deployments.group("chat")[0]

@@ -1,0 +1,94 @@
+"""Membership on a real database: heartbeats, the lease, taking over a silent worker's jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from dispatcher.config.schema import WorkerSettings
+from dispatcher.engine.db_access import DatabaseAccess
+from dispatcher.engine.membership import Membership
+from dispatcher.store import jobs as job_sql
+from dispatcher.store.clock import DatabaseClock
+from dispatcher.store.database import Database
+from dispatcher.store.migrate import upgrade
+from dispatcher.store.tables import BatchStatus, JobStatus, batches, jobs, workers
+
+SETTINGS = WorkerSettings(heartbeat_interval=0.1, dead_after=0.4)
+
+
+def member(db: DatabaseAccess, worker_id: str, requeued: list) -> Membership:
+    return Membership(worker_id=worker_id, groups=["chat"], concurrency=4, settings=SETTINGS, db=db,
+                      clock=DatabaseClock(), on_requeued=requeued.append)
+
+
+def claim_one(database: Database, worker_id: str) -> None:
+    now = time.time()
+    with database.write() as connection:
+        connection.execute(batches.insert().values(id="b1", status=BatchStatus.IN_PROGRESS, created_at=now, total=1))
+        job_sql.insert_jobs(connection, [dict(batch_id="b1", seq=0, custom_id="a", model_group="chat", priority=5,
+                                              fair_key=0.0, body="{}", status=JobStatus.QUEUED, created_at=now)])
+        [_job] = job_sql.claim_jobs(connection, group="chat", limit=1, worker_id=worker_id, now=now,
+                                    postgres=not database.is_sqlite)
+
+
+def test_a_silent_worker_is_taken_over_and_learns_it_when_it_wakes(database_url):
+    database = Database(database_url)
+    upgrade(database)
+    db = DatabaseAccess(database)
+    requeued: list[set[str]] = []
+    steady, silent = member(db, "steady", requeued), member(db, "silent", requeued)
+
+    async def scenario():
+        await steady.register()
+        await silent.register()
+        epoch = silent.lease.epoch
+        claim_one(database, "silent")
+        assert await silent.holds_lease(epoch)
+        # The silent one stops heartbeating; the steady one keeps on for a whole dead_after
+        # (its own heartbeat must be steady before it may judge others).
+        deadline = time.monotonic() + SETTINGS.dead_after + 0.3
+        while time.monotonic() < deadline:
+            await steady.renew_lease()
+            await asyncio.sleep(SETTINGS.heartbeat_interval)
+        await steady.take_over_dead_workers()
+        held_after_wake = await silent.holds_lease(epoch)
+        return held_after_wake, silent.lease.epoch
+
+    try:
+        held_after_wake, new_epoch = asyncio.run(scenario())
+        with database.read() as connection:
+            [job] = connection.execute(jobs.select()).all()
+            [row] = connection.execute(workers.select().where(workers.c.id == "silent")).all()
+    finally:
+        db.close()
+        database.dispose()
+    assert requeued == [{"chat"}]
+    assert (job.status, job.worker_id, job.claim) == (JobStatus.QUEUED, None, 2)
+    # The silent worker's old claims are not its own any more; it registered again.
+    assert held_after_wake is False and new_epoch == 1
+    assert row.stopped_at is None
+
+
+def test_a_worker_whose_own_heartbeat_is_not_steady_takes_over_nobody(sqlite_url):
+    database = Database(sqlite_url)
+    upgrade(database)
+    db = DatabaseAccess(database)
+    requeued: list[set[str]] = []
+    fresh, silent = member(db, "fresh", requeued), member(db, "silent", requeued)
+
+    async def scenario():
+        await silent.register()
+        claim_one(database, "silent")
+        await asyncio.sleep(SETTINGS.dead_after + 0.1)
+        await fresh.register()  # just back (after an outage, say): every heartbeat looks old
+        await fresh.take_over_dead_workers()
+
+    try:
+        asyncio.run(scenario())
+        with database.read() as connection:
+            [job] = connection.execute(jobs.select()).all()
+    finally:
+        db.close()
+        database.dispose()
+    assert requeued == [] and job.worker_id == "silent"
