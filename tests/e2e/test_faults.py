@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from tests.conftest import chat_lines, openai_deployment, run_cli, write_jsonl
 from tests.e2e.workers import WorkerFleet
 from tests.helpers.batches import wait_until_final
+from tests.helpers.sql import query
 
 pytestmark = pytest.mark.slow
 
@@ -109,6 +110,14 @@ def worker_pids(config) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
+def busy_worker_pids(database_url: str, pids: list[int]) -> list[int]:
+    """Those of ``pids`` whose worker has jobs running."""
+    rows = query(database_url, "SELECT DISTINCT w.pid FROM jobs j JOIN workers w ON w.id = j.worker_id"
+                               " WHERE j.status = 'running' AND w.stopped_at IS NULL")
+    running = {row.pid for row in rows}
+    return [pid for pid in pids if pid in running]
+
+
 def test_workers_killed_three_times_lose_nothing_and_duplicate_nothing(
     tmp_path, postgres_url, redis_server, redis_namespace, start_mock_provider, write_config, figures
 ):
@@ -116,20 +125,25 @@ def test_workers_killed_three_times_lose_nothing_and_duplicate_nothing(
     config = write_config(
         [("chat", openai_deployment(provider))],
         settings={"database_url": postgres_url, "redis_url": redis_server, "namespace": redis_namespace,
-                  "worker": {"concurrency": 40}},
+                  # Three kills may hit one job three times: not a poison job here.
+                  "worker": {"concurrency": 40, "max_worker_deaths": 10}},
     )
     jobs = 500
     lines = chat_lines(jobs, model="chat")
     batch_id = submit(config, write_jsonl(tmp_path / "in.jsonl", lines))
     kills = 0
     with WorkerFleet(config, processes=2) as fleet:
-        time.sleep(2.0)
-        while kills < 3:
-            pids = worker_pids(config)
-            if pids:
-                os.kill(pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while kills < 3 and time.monotonic() < deadline:
+            # Kill a worker in the middle of its calls (on a loaded machine a fixed delay may
+            # hit one still starting, which tests nothing).
+            busy = busy_worker_pids(postgres_url, worker_pids(config))
+            if busy:
+                os.kill(busy[0], signal.SIGKILL)
                 kills += 1
-            time.sleep(1.5)
+                time.sleep(0.7)
+            else:
+                time.sleep(0.05)
         status = wait_done(config, batch_id)
         log = fleet.log()
     assert kills == 3 and log.count("exited with code -9") == 3
