@@ -84,8 +84,8 @@ def cli(ctx: click.Context, config: str | None, verbose: int, log_format: str) -
     """
     from dispatcher.logs import setup_logging
 
-    is_worker = ctx.invoked_subcommand == "worker"
-    setup_logging(max(verbose, 1) if is_worker else verbose, log_format)
+    is_server = ctx.invoked_subcommand in ("worker", "serve")  # long-running: say what happens
+    setup_logging(max(verbose, 1) if is_server else verbose, log_format)
     ctx.obj = AppContext(config, verbose, log_format)
     ctx.call_on_close(ctx.obj.close)
 
@@ -476,8 +476,9 @@ def cancel(app: AppContext, batch_id: str) -> None:
 
 
 @cli.command()
-@click.option("--by", type=click.Choice(["group", "deployment", "batch", "day"]), default="group",
-              show_default=True, help="How to group the report.")
+@click.option("--by", type=click.Choice(["group", "deployment", "batch", "day", "key"]), default="group",
+              show_default=True, help="How to group the report (key: by the API key whose batches made "
+              "the calls; '(direct)' for batches submitted without one).")
 @click.option("--since", metavar="TIME", help=f"From TIME: {TIME_OR_AGO_HELP}.")
 @click.option("--until", metavar="TIME", help="Up to TIME (same forms as --since).")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list.")
@@ -648,6 +649,29 @@ def worker(app: AppContext, processes: int | None, concurrency: int | None, grou
     sys.exit(supervisor.run())
 
 
+@cli.command()
+@click.option("--host", metavar="ADDRESS", help="Address to listen on. Default: config api.host "
+              "(127.0.0.1); 0.0.0.0 lets other machines (or containers) connect.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), help="Port. Default: config api.port (8080).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="API processes on the port (above 1 needs redis_url).")
+@pass_app
+def serve(app: AppContext, host: str | None, port: int | None, workers: int) -> None:
+    """Serve the OpenAI-compatible HTTP API: files, batches, chat completions, models.
+
+    \b
+    Point the official SDK at it:
+      OpenAI(base_url="http://127.0.0.1:8080/v1", api_key=KEY)
+    KEY is the config's dispatcher_settings.api.admin_key or one made by `keys create`.
+    Without redis_url it also runs the jobs in this process (a whole system on one machine);
+    with Redis, start `llm-dispatch worker` too. SIGTERM/Ctrl-C: finish answers, then exit.
+    """
+    from dispatcher.api.server import serve as serve_api
+
+    serve_api(app.client, host=host, port=port, workers=workers, access_log=app.verbose >= 1,
+              log_format=app.log_format)
+
+
 @cli.group()
 def db() -> None:
     """Database schema commands."""
@@ -666,6 +690,70 @@ def upgrade(app: AppContext, wait_s: float) -> None:
     else:
         info(f"{done.display_url}: schema upgraded from {done.before or 'empty'} to {done.after} "
              f"(head {done.head})")
+
+
+@cli.group()
+def keys() -> None:
+    """API keys for `llm-dispatch serve`: one per team, each with its own limits.
+
+    Only a hash of each secret is stored: `keys create` prints the secret once, and nothing
+    can show it again (revoke the key and create another).
+    """
+
+
+@keys.command(name="create")
+@click.option("--name", required=True, help="A unique name, e.g. the team that will use it.")
+@click.option("--models", "models_text", metavar="GROUP,...",
+              help="The model groups it may use (comma-separated). Default: every group.")
+@click.option("--max-priority", metavar="PRIORITY",
+              help="The most urgent priority it may ask for, 0-9 or urgent/high/normal/low/bulk "
+              "('high' allows 2..9). Default: any.")
+@click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+              help="Ceiling of each batch's cost cap (max_cost); a batch asking for none gets this one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the key and its secret as one JSON object.")
+@pass_app
+def create_key(app: AppContext, name: str, models_text: str | None, max_priority: str | None,
+               max_cost: float | None, as_json: bool) -> None:
+    """Create an API key and print its secret (on stdout, this once only)."""
+    models = [group.strip() for group in models_text.split(",") if group.strip()] if models_text is not None else None
+    key, secret = app.client.create_key(
+        name, models=models, max_priority=_priority(max_priority, "--max-priority"), max_cost=max_cost,
+    )
+    info(f"API key {key.id} ({key.name}) created. Store its secret now: it is not shown again "
+         "(only its hash is kept).")
+    if as_json:
+        click.echo(json.dumps({**key.to_dict(), "secret": secret}, indent=2))
+    else:
+        click.echo(secret)
+
+
+@keys.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON list (never secrets: none is stored).")
+@pass_app
+def list_keys(app: AppContext, as_json: bool) -> None:
+    """List API keys and their limits, revoked ones included."""
+    api_keys = app.client.list_keys()
+    if as_json:
+        click.echo(json.dumps([key.to_dict() for key in api_keys], indent=2))
+        return
+    if not api_keys:
+        info(f"no API keys yet; create one with: {command_hint(app, 'keys', 'create', '--name', 'NAME')}")
+        return
+    from dispatcher.console import keys_table, out_console
+
+    out_console.print(keys_table(api_keys))
+
+
+@keys.command(name="revoke")
+@click.argument("id_or_name")
+@pass_app
+def revoke_key(app: AppContext, id_or_name: str) -> None:
+    """Revoke an API key (by id or name): its secret stops working at once.
+
+    Its batches and files stay, and usage still reports them under its name.
+    """
+    key = app.client.revoke_key(id_or_name)
+    info(f"API key {key.id} ({key.name}) is revoked: its secret no longer authenticates")
 
 
 @cli.command()

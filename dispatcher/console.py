@@ -129,6 +129,24 @@ def batches_table(infos: list[BatchInfo]) -> Table:
     return table
 
 
+def keys_table(api_keys: list) -> Table:
+    """``keys list``: one row per API key (``dispatcher.keys.ApiKey``) with its limits; no secrets."""
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("id", "name", "models", "max priority", "max cost", "created", "revoked"):
+        table.add_column(column)
+    for key in api_keys:
+        table.add_row(
+            literal(key.id),
+            literal(key.name),
+            literal(", ".join(key.models) if key.models is not None else "(all)"),
+            "-" if key.max_priority is None else str(key.max_priority),
+            "-" if key.max_cost is None else f"${key.max_cost:,.2f}",
+            format_ts(key.created_at),
+            format_ts(key.revoked_at),
+        )
+    return table
+
+
 def deployments_table(rows: list[dict]) -> Table:
     """``models``: one row per deployment; live columns when the report has fleet figures."""
     live = any("in_flight" in row for row in rows)

@@ -17,7 +17,7 @@ from tests.conftest import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-DISPATCHER_SERVICES = ("migrate", "worker")
+DISPATCHER_SERVICES = ("migrate", "worker", "api")
 
 
 def parse_cli(args: list[str]) -> click.Command:
@@ -38,7 +38,7 @@ def _unparsed(ctx: click.Context) -> list[str]:
 
 
 def test_services():
-    assert set(SERVICES) == {"redis", "postgres", "migrate", "worker"}
+    assert set(SERVICES) == {"redis", "postgres", "migrate", "worker", "api"}
 
 
 def test_healthchecks_ask_over_tcp():

@@ -46,6 +46,8 @@ class BatchInfo:
     error_message: str | None
     max_cost: float | None = None
     not_before: float | None = None  # --not-before / --delay: no job starts earlier
+    owner: str | None = None  # the API key id that submitted it; None: direct access or the admin
+    input_file_id: str | None = None  # the uploaded file it was made from
 
     @classmethod
     def from_row(cls, row: Row) -> "BatchInfo":
@@ -82,6 +84,8 @@ class BatchInfo:
             error_message=row.error_message,
             max_cost=row.max_cost,
             not_before=row.not_before,
+            owner=row.owner,
+            input_file_id=row.input_file_id,
         )
 
     @property
@@ -125,7 +129,7 @@ class BatchInfo:
             "object": "batch",
             "endpoint": "/v1/chat/completions",
             "errors": self.errors,
-            "input_file_id": self.input_file,
+            "input_file_id": self.input_file_id or self.input_file,
             "completion_window": self.completion_window,
             "status": self.status,
             "output_file_id": None,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import orjson
 
 from dispatcher.backends import Backends, build_backends
+from dispatcher.client import keys as client_keys
 from dispatcher.client.batch_info import BatchInfo
 from dispatcher.client.export import (
     FAILED_STATUSES,
@@ -37,6 +38,8 @@ from dispatcher.client.export import (
     write_results,
 )
 from dispatcher.client.completion import completion_body
+from dispatcher.client.files import FileMethods
+from dispatcher.client.keys import ApiKeyMethods
 from dispatcher.client.submit import SubmitResult, default_group, submit
 from dispatcher.config.loader import apply_env_overrides, load_config
 from dispatcher.config.schema import DispatcherConfig, WorkerSettings
@@ -111,8 +114,9 @@ class CompletionFailed(DispatcherError):
         super().__init__(f"the completion failed: {detail or 'unknown error'} (batch {batch_id})")
 
 
-class Client:
-    """Submit batches, follow them, read their results."""
+class Client(ApiKeyMethods, FileMethods):
+    """Submit batches, follow them, read their results; API keys and uploaded files come
+    from the two mixins (``client/keys.py``, ``client/files.py``)."""
 
     def __init__(
         self,
@@ -181,7 +185,15 @@ class Client:
 
     # -- batches -----------------------------------------------------------------------
 
-    def submit(self, source: Source, *, options: SubmitOptions | None = None, **fields: Any) -> SubmitResult:
+    def submit(
+        self,
+        source: Source,
+        *,
+        options: SubmitOptions | None = None,
+        owner: str | None = None,
+        input_file_id: str | None = None,
+        **fields: Any,
+    ) -> SubmitResult:
         """Validate and enqueue a batch from a JSONL path (``-`` for stdin), a file or dicts.
 
         Options are ``SubmitOptions`` fields, given as keywords or as an object, e.g.
@@ -190,6 +202,11 @@ class Client:
         seconds, a datetime, or ISO 8601 text; no zone means UTC) or ``delay`` ("10m");
         ``max_cost``: the batch's cost cap in USD (it stops starting jobs once it is reached);
         ``cache``: answer repeated requests from the response cache, whatever their temperature.
+
+        ``owner``: the API key id the batch is submitted for: the key's limits apply (its model
+        groups, its most urgent priority, lines included, and its cost ceiling; a breach of
+        the batch's own options raises ``ForbiddenForKey``), and its idempotency keys are
+        its own. ``input_file_id``: the uploaded file the input comes from (provenance).
         """
         options = replace(options, **fields) if options is not None else SubmitOptions(**fields)
         model = options.model
@@ -198,6 +215,13 @@ class Client:
                 f"unknown model group '{model}' (--model); the config defines: "
                 + ", ".join(sorted(self.deployments.by_group))
             )
+        groups = self.deployments.groups
+        max_priority = None
+        if owner is not None:
+            key = client_keys.key_of_owner(self.database, owner)
+            options = client_keys.options_under_key(options, key, self.settings.default_priority)
+            groups = key.allowed_groups(groups)
+            max_priority = key.max_priority
         options = replace(options, cache_mode=2 if options.cache else (1 if self.settings.cache.enabled else 0))
         messaging = self.messaging
         database = self.database
@@ -210,25 +234,43 @@ class Client:
             source,
             options,
             config=self.config,
-            groups=self.deployments.groups,
+            groups=groups,
             database=database,
             check_services=self.backends.check,
             notify=notify,
+            owner=owner,
+            input_file_id=input_file_id,
+            max_priority=max_priority,
         )
 
-    def status(self, batch_id: str) -> BatchInfo:
+    def status(self, batch_id: str, *, owner: str | None = None) -> BatchInfo:
+        """The batch's state; with ``owner`` (an API key id), another owner's batch is not found."""
         with self.database.read() as connection:
             row = batch_sql.get_batch(connection, batch_id)
-        if row is None:
+        if row is None or (owner is not None and row.owner != owner):
             raise NotFoundError(f"no batch with id {batch_id} in {self.database.display_url}")
         return BatchInfo.from_row(row)
 
-    def list(self, *, limit: int = 20, status: str | None = None) -> list[BatchInfo]:
+    def list_batches(
+        self, *, limit: int = 20, status: str | None = None, owner: str | None = None, after: str | None = None
+    ) -> list[BatchInfo]:
+        """Batches, newest first. ``owner``: only that API key's (None: every batch);
+        ``after``: the id the previous page ended with (ask for ``limit + 1`` to learn
+        whether there is a next page)."""
         if status is not None and status not in BATCH_STATUSES:
             raise UsageError(f"unknown batch status {status!r}; a batch is one of: {', '.join(BATCH_STATUSES)}")
         with self.database.read() as connection:
-            rows = batch_sql.list_batches(connection, limit=limit, status=status)
+            cursor = None
+            if after is not None:
+                cursor = batch_sql.get_batch(connection, after)
+                if cursor is None or (owner is not None and cursor.owner != owner):
+                    raise NotFoundError(f"no batch with id {after} (the 'after' cursor)")
+            rows = batch_sql.list_batches(connection, limit=limit, status=status, owner=owner, after=cursor)
         return [BatchInfo.from_row(row) for row in rows]
+
+    def list(self, *, limit: int = 20, status: str | None = None) -> list[BatchInfo]:
+        """Recent batches, newest first (``list_batches`` with its defaults)."""
+        return self.list_batches(limit=limit, status=status)
 
     def wait(
         self,
@@ -255,9 +297,9 @@ class Client:
                 return info
             time.sleep(poll_interval)
 
-    def cancel(self, batch_id: str) -> BatchInfo:
+    def cancel(self, batch_id: str, *, owner: str | None = None) -> BatchInfo:
         """Queued jobs will not run; in-flight ones finish; the batch ends ``cancelled``."""
-        info = self.status(batch_id)
+        info = self.status(batch_id, owner=owner)
         if info.done:
             return info
         now = time.time()
@@ -296,6 +338,7 @@ class Client:
         system: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        owner: str | None = None,
     ) -> dict[str, Any]:
         """One chat completion through the queue: submit, wait, return the response body.
 
@@ -304,6 +347,7 @@ class Client:
         set on the body. Raises CompletionFailed (with the error line) when the request
         fails, and TimeoutError when no result came within ``timeout`` seconds (the job
         keeps its place in the queue; its result stays retrievable by its batch id).
+        ``owner``: the API key id it is sent for (its limits apply, as for ``submit``).
         """
         body = completion_body(request, system=system, max_tokens=max_tokens, temperature=temperature)
         groups = self.deployments.groups
@@ -314,7 +358,7 @@ class Client:
             )
         self._ensure_local_worker()
         result = self.submit([{"custom_id": "completion", **body}], model=model, priority=priority,
-                             name="complete")
+                             name="complete", owner=owner)
         info = self.wait(result.batch_id, timeout=timeout, poll_interval=poll_interval)
         if not info.done:
             raise CompletionTimeout(
@@ -380,7 +424,9 @@ class Client:
         }
 
     def usage(self, *, by: str = "group", since: Moment | None = None, until: Moment | None = None) -> list[dict]:
-        """Tokens, requests, failures and cost over attempts, grouped by group/deployment/batch/day.
+        """Tokens, requests, failures and cost over attempts, grouped by group/deployment/batch/day,
+        or by API key (``key``: the name of the key whose batch it was, "(direct)" for batches
+        submitted without one; rows also carry the key id as ``owner``).
 
         ``since``/``until``: Unix seconds, a datetime, ISO 8601 text (no zone means UTC), or a
         duration ago ("7d").

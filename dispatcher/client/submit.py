@@ -15,6 +15,7 @@ or by the next submit with its idempotency key: its jobs are deleted, it ends ``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -29,7 +30,7 @@ import sqlalchemy as sa
 from dispatcher.client.option_limits import check_options
 from dispatcher.config.schema import DispatcherConfig
 from dispatcher.durations import parse_duration
-from dispatcher.errors import DispatcherError, InputError, ServiceUnavailableError
+from dispatcher.errors import DispatcherError, InputError, ServiceUnavailableError, UsageError
 from dispatcher.intake.reader import Source, describe, iter_lines
 from dispatcher.intake.validate import JobSpec, LineValidator, Problem, invalid_line_text
 from dispatcher.scheduling.fair import BatchPositions
@@ -81,17 +82,23 @@ def submit(
     database: Database,
     check_services: Callable[[], None],
     notify: Callable[[dict[str, int]], None],
+    owner: str | None = None,
+    input_file_id: str | None = None,
+    max_priority: int | None = None,
 ) -> SubmitResult:
     """Validate, store and enqueue one batch; raises InputError listing the first bad lines.
 
     With an idempotency key already used, returns that batch (``existing``), waiting for it
-    while another submit is still storing it.
+    while another submit is still storing it. ``owner`` (an API key id) owns the batch, and
+    its idempotency keys are its own; ``max_priority`` refuses lines asking for a more urgent
+    priority (an API key's limit). ``groups`` are the model groups lines may name.
     """
     settings = config.dispatcher_settings
     check_options(options)
     lease_s = storing_lease(config)
     if options.idempotency_key:
-        existing = _batch_with_key(database, options.idempotency_key)
+        options = replace(options, idempotency_key=owned_idempotency_key(options.idempotency_key, owner))
+        existing = _batch_with_key(database, options.idempotency_key, owner)
         if existing is not None:
             return existing
 
@@ -102,7 +109,7 @@ def submit(
         default_max_tokens=settings.default_max_tokens,
     )
     with tempfile.TemporaryFile(prefix="llmd-spool-") as spool:
-        counts = _validate_into_spool(source, validator, spool, options.skip_invalid)
+        counts = _validate_into_spool(source, validator, spool, options.skip_invalid, max_priority)
         if counts.problems and not options.skip_invalid:
             raise InputError(_problem_summary(counts), counts.problems[:MAX_REPORTED_PROBLEMS])
         if counts.total == 0:
@@ -112,12 +119,12 @@ def submit(
             spool.seek(0)
             try:
                 batch_id = _store(spool, counts, options, config, database, source, validator,
-                                  window_s, lease_s)
+                                  window_s, lease_s, owner=owner, input_file_id=input_file_id)
                 break
             except _KeyTaken:
                 # Another submit with this key won the race: its batch is the answer (unless
                 # it was given up meanwhile, which frees the key: then store ours).
-                existing = _batch_with_key(database, options.idempotency_key or "")
+                existing = _batch_with_key(database, options.idempotency_key or "", owner)
                 if existing is not None:
                     return existing
     log.info("batch %s: %d requests stored (%d invalid)", batch_id, counts.total, counts.invalid)
@@ -150,7 +157,16 @@ def storing_lease(config: DispatcherConfig) -> float:
     return config.dispatcher_settings.worker.dead_after
 
 
-def _batch_with_key(database: Database, key: str) -> SubmitResult | None:
+def owned_idempotency_key(key: str, owner: str | None) -> str:
+    """The key as stored: an API key's idempotency keys live in a space of their own, so one
+    team can neither find another's batch by guessing its key nor block a key it uses. (A
+    digest, so the stored value fits the column whatever the key's length.)"""
+    if owner is None:
+        return key
+    return f"{owner}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _batch_with_key(database: Database, key: str, owner: str | None) -> SubmitResult | None:
     """The batch already submitted with ``key``, once it is stored whole; None if there is
     none (or it was left half-stored by a submit that died: then it is cleaned up here)."""
     said = False
@@ -159,6 +175,9 @@ def _batch_with_key(database: Database, key: str) -> SubmitResult | None:
             row = batch_sql.find_by_idempotency_key(connection, key)
         if row is None:
             return None
+        if owner is not None and row.owner != owner:
+            # Only a direct submit that copied an owned key's stored form gets here.
+            raise UsageError("this idempotency key is taken; choose another one")
         if row.storing_until is None:
             return SubmitResult(row.id, row.total, 0, {}, existing=True)
         with database.write() as connection:
@@ -185,10 +204,11 @@ class _Counts:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _validate_into_spool(source: Source, validator: LineValidator, spool, skip_invalid: bool) -> _Counts:
+def _validate_into_spool(source: Source, validator: LineValidator, spool, skip_invalid: bool,
+                         max_priority: int | None) -> _Counts:
     counts = _Counts()
     for line_no, raw in iter_lines(source):
-        result = validator.validate(line_no, raw)
+        result = _within_priority_limit(validator.validate(line_no, raw), max_priority)
         if isinstance(result, JobSpec):
             counts.groups[result.model_group] = counts.groups.get(result.model_group, 0) + 1
             record = [
@@ -208,6 +228,19 @@ def _validate_into_spool(source: Source, validator: LineValidator, spool, skip_i
         counts.total += 1
         spool.write(orjson.dumps(record) + b"\n")
     return counts
+
+
+def _within_priority_limit(result: JobSpec | Problem, max_priority: int | None) -> JobSpec | Problem:
+    """A line asking for a more urgent priority than allowed is refused like any bad line."""
+    if max_priority is None or not isinstance(result, JobSpec) or result.priority is None:
+        return result
+    if result.priority >= max_priority:
+        return result
+    return Problem(
+        result.line, "invalid_priority",
+        f"line {result.line}: priority {result.priority} is more urgent than this API key may ask "
+        f"for (at most {max_priority}; 0 is the most urgent)", "priority",
+    )
 
 
 def _problem_summary(counts: _Counts) -> str:
@@ -240,7 +273,7 @@ class _StoringStopped(Exception):
 
 def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherConfig,
            database: Database, source: Source, validator: LineValidator, window_s: float,
-           lease_s: float) -> str:
+           lease_s: float, *, owner: str | None, input_file_id: str | None) -> str:
     settings = config.dispatcher_settings
     # Workers compare expires_at and not_before with the database's clock: write them on it.
     with database.read() as connection:
@@ -268,6 +301,8 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
         not_before=options.not_before,
         max_cost=options.max_cost,
         cache_mode=options.cache_mode,
+        owner=owner,
+        input_file_id=input_file_id,
         total=counts.total,
         failed=counts.invalid,
         # OpenAI's Batch.errors: the lines refused by validation (the first ones).

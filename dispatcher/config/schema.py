@@ -258,6 +258,50 @@ class CacheSettings(BaseModel):
     ttl_s: PositiveFloat = Field(default=86400.0, description="how long an answer is reused (seconds)")
 
 
+# OpenAI's limit on a batch input file (200 MB), plus room for the multipart envelope around it.
+MAX_BATCH_FILE_BYTES = 209_715_200
+MULTIPART_ROOM_BYTES = 1_048_576
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API (``llm-dispatch serve``): where it listens, who administers it, its limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="address to listen on; 0.0.0.0 lets other machines (or containers) connect",
+    )
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    admin_key: str | None = Field(
+        default=None,
+        description="os.environ/NAME (or a literal): a bearer key that sees and may do everything; "
+        "keys made by `llm-dispatch keys create` see only their own files and batches",
+    )
+    max_body_bytes: PositiveInt = Field(
+        default=MAX_BATCH_FILE_BYTES + MULTIPART_ROOM_BYTES,
+        description="largest request body accepted (HTTP 413 above); the default fits OpenAI's "
+        "200 MB batch files",
+    )
+    completion_timeout_s: PositiveFloat = Field(
+        default=600.0,
+        description="how long POST /v1/chat/completions waits for its answer before a 504 (the "
+        "request stays queued; its batch id is in the error message)",
+    )
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_is_usable(cls, value: str | None) -> str | None:
+        from dispatcher.config.secrets import Secret
+
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("admin_key is empty; give os.environ/NAME or leave it out")
+        Secret(value, "dispatcher_settings.api.admin_key")  # refuses 'os.environ/' without a name
+        return value
+
+
 class DispatcherSettings(BaseModel):
     """Our own section: where state lives, defaults for submissions, worker tuning."""
 
@@ -288,6 +332,7 @@ class DispatcherSettings(BaseModel):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("database_url")
     @classmethod

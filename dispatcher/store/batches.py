@@ -141,11 +141,23 @@ def find_by_idempotency_key(connection: Connection, key: str) -> Row | None:
 
 
 def list_batches(
-    connection: Connection, *, limit: int = 20, status: str | None = None
+    connection: Connection, *, limit: int = 20, status: str | None = None, owner: str | None = None,
+    after: Row | None = None,
 ) -> list[Row]:
-    query = sa.select(batches).order_by(batches.c.created_at.desc()).limit(limit)
+    """Newest first; ``owner``: only that API key's (None: everyone's); ``after``: the batch
+    row the previous page ended with (keyset pagination, stable while batches are added)."""
+    query = (
+        sa.select(batches)
+        .order_by(batches.c.created_at.desc(), batches.c.id.desc())
+        .limit(limit)
+    )
     if status:
         query = query.where(batches.c.status == status)
+    if owner is not None:
+        query = query.where(batches.c.owner == owner)
+    if after is not None:
+        position = sa.tuple_(batches.c.created_at, batches.c.id)
+        query = query.where(position < sa.tuple_(sa.literal(after.created_at), sa.literal(after.id)))
     return connection.execute(query).all()
 
 

@@ -1,4 +1,4 @@
-"""The database schema: batches, jobs, attempts and live workers.
+"""The database schema: batches, jobs, attempts, live workers, API keys and uploaded files.
 
 SQL is the source of truth for every job's state; Redis holds only what can be rebuilt from
 these tables. Timestamps are Unix seconds (floats), like OpenAI's batch objects.
@@ -86,6 +86,11 @@ class Batch(SQLModel, table=True):
     cost_unknown: int = Field(default=0, description="billed attempts whose price is unknown")
     errors_json: Optional[str] = Field(default=None, sa_type=sa.Text)
     error_message: Optional[str] = Field(default=None, sa_type=sa.Text)
+    owner: Optional[str] = Field(
+        default=None, max_length=40, index=True,
+        description="the API key id that created the batch; NULL: direct access or the admin key",
+    )
+    input_file_id: Optional[str] = Field(default=None, max_length=40, description="an uploaded file's id")
 
 
 class Job(SQLModel, table=True):
@@ -213,9 +218,60 @@ class CachedResponse(SQLModel, table=True):
     expires_at: float = Field(index=True)
 
 
+class ApiKeyRecord(SQLModel, table=True):
+    """A key of the HTTP API: only the sha256 of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200, unique=True)
+    secret_hash: str = Field(max_length=64, unique=True)
+    models: Optional[str] = Field(default=None, sa_type=sa.Text, description="JSON list; NULL: every group")
+    max_priority: Optional[int] = Field(default=None, description="the most urgent priority allowed")
+    max_cost: Optional[float] = Field(default=None, description="ceiling of a batch's max_cost")
+    created_at: float
+    revoked_at: Optional[float] = None
+
+
+class FileStatus:
+    UPLOADED = "uploaded"  # parts are being written; never shown, deleted if the upload stops
+    PROCESSED = "processed"  # whole
+
+
+class StoredFile(SQLModel, table=True):
+    """An uploaded file's metadata; its bytes are in ``file_parts``."""
+
+    __tablename__ = "files"
+    __table_args__ = (sa.Index("ix_files_owner_created_at", "owner", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    owner: Optional[str] = Field(default=None, max_length=40, description="API key id; NULL: direct")
+    filename: str = Field(max_length=512, description="metadata only: never used as a path")
+    purpose: str = Field(max_length=32)
+    bytes: int = Field(sa_type=sa.BigInteger)
+    created_at: float
+    expires_at: Optional[float] = Field(
+        default=None, description="while uploaded: the upload's lease, renewed by every part"
+    )
+    status: str = Field(max_length=16)
+
+
+class FilePart(SQLModel, table=True):
+    """One part (1 MiB) of a file's bytes, so no upload or download is ever whole in memory."""
+
+    __tablename__ = "file_parts"
+
+    file_id: str = Field(primary_key=True, max_length=40)
+    seq: int = Field(primary_key=True)
+    data: bytes = Field(sa_type=sa.LargeBinary)
+
+
 batches = Batch.__table__
 jobs = Job.__table__
 attempts = Attempt.__table__
 workers = WorkerRecord.__table__
 response_cache = CachedResponse.__table__
+api_keys = ApiKeyRecord.__table__
+files = StoredFile.__table__
+file_parts = FilePart.__table__
 metadata = SQLModel.metadata

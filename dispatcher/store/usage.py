@@ -1,4 +1,4 @@
-"""Usage and cost over attempts, grouped by model group, deployment, batch or day.
+"""Usage and cost over attempts, grouped by model group, deployment, batch, day or API key.
 
 Attempts are what providers bill: retries and fallbacks included, cache hits free.
 """
@@ -8,10 +8,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dispatcher.store.tables import attempts
+from dispatcher.store.tables import api_keys, attempts, batches
 
 SECONDS_PER_DAY = 86400
-GROUPINGS = ("group", "deployment", "batch", "day")
+GROUPINGS = ("group", "deployment", "batch", "day", "key")
+# The row of batches submitted without an API key (the CLI, the Python client, the admin key).
+DIRECT = "(direct)"
 
 
 def _key(by: str, dialect: str):
@@ -21,6 +23,10 @@ def _key(by: str, dialect: str):
         return sa.func.coalesce(attempts.c.deployment_id, "-")
     if by == "batch":
         return attempts.c.batch_id
+    if by == "key":
+        # Key names are unique and never reused, so a name stands for one owner; batches
+        # without one are named in Python (see usage_report).
+        return api_keys.c.name
     if by == "day":
         days = attempts.c.started_at / SECONDS_PER_DAY
         # SQLite truncates on CAST; PostgreSQL rounds, so it needs floor().
@@ -53,6 +59,16 @@ def usage_report(
         .group_by(key)
         .order_by(key)
     )
+    if by == "key":
+        # Attempts name their batch; the batch names its owner (the key id).
+        query = (
+            query.add_columns(batches.c.owner)
+            .select_from(
+                attempts.outerjoin(batches, batches.c.id == attempts.c.batch_id)
+                .outerjoin(api_keys, api_keys.c.id == batches.c.owner)
+            )
+            .group_by(batches.c.owner)
+        )
     if since is not None:
         query = query.where(attempts.c.started_at >= since)
     if until is not None:
@@ -60,6 +76,8 @@ def usage_report(
     rows = []
     for row in connection.execute(query):
         data = dict(row._mapping)
+        if by == "key":
+            data["key"] = data["key"] or data["owner"] or DIRECT
         if by == "day":
             import datetime as dt
 
@@ -68,4 +86,6 @@ def usage_report(
         data["known_cost"] = round(float(data["cost"]), 10)
         data["cost"] = None if data["unknown_cost_requests"] else data["known_cost"]
         rows.append(data)
+    if by == "key":
+        rows.sort(key=lambda data: data["key"])
     return rows

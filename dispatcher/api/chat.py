@@ -1,0 +1,118 @@
+"""``POST /v1/chat/completions``: one completion through the same queue as batches, with the
+same priority rules, answered with the provider's body once it is done.
+
+The request becomes a one-line batch owned by the caller (``priority`` from the body or the
+``X-Priority`` header, 0-9 or a name; by default the key's default), so it is claimed by
+priority, rate-limited, retried and billed like any batch line; its id is in the answer's
+``x-dispatcher-batch-id`` header. The route waits without holding a thread: it polls the
+batch's state with growing pauses. A client that hangs up cancels the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from dispatcher.api.auth import Caller, authenticated
+from dispatcher.api.completion_errors import failure_response
+from dispatcher.api.errors import ApiError
+from dispatcher.client.batch_info import BatchInfo
+from dispatcher.errors import InputError
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+STREAM_REFUSED = (
+    "stream: true is not supported: answers come through a queue and are returned whole. Send "
+    "the request without stream (or with stream: false) and read the complete answer; for many "
+    "requests, upload a JSONL file and create a batch (POST /v1/files, POST /v1/batches)"
+)
+FIRST_POLL_S = 0.005
+LONGEST_POLL_S = 0.2
+BATCH_ID_HEADER = "x-dispatcher-batch-id"
+
+
+class ChatRequest(BaseModel):
+    """A chat-completions body; fields other than these go to the provider as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=200, description="a model group (GET /v1/models)")
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool | None = None
+    priority: int | str | None = Field(
+        default=None, description="ours: 0 (most urgent) to 9 or a name; or the X-Priority header",
+    )
+
+
+def _provider_body(request: ChatRequest) -> dict[str, Any]:
+    body = request.model_dump(exclude_unset=True)
+    body.pop("priority", None)
+    body.pop("stream", None)
+    return body
+
+
+@router.post("/chat/completions")
+async def chat_completions(
+    chat: ChatRequest,
+    request: Request,
+    caller: Caller = Depends(authenticated),
+    x_priority: str | None = Header(default=None, description="0 (most urgent) to 9 or a name"),
+) -> JSONResponse:
+    client = request.app.state.client
+    if chat.stream:
+        raise ApiError(400, STREAM_REFUSED, param="stream", code="stream_not_supported")
+    if chat.model not in client.deployments.groups:
+        raise ApiError(404, f"the model group '{chat.model}' does not exist; GET /v1/models lists them",
+                       param="model", code="model_not_found")
+    caller.check_model(chat.model)
+    asked = chat.priority if chat.priority is not None else x_priority
+    priority = caller.priority(asked, client.settings.default_priority,
+                               "priority" if chat.priority is not None else "X-Priority")
+    line = {"custom_id": "completion", "method": "POST", "url": "/v1/chat/completions",
+            "body": _provider_body(chat)}
+    try:
+        submitted = await run_in_threadpool(
+            lambda: client.submit([line], owner=caller.owner, priority=priority, name="chat.completions",
+                                  max_cost=caller.cost_cap(None))
+        )
+    except InputError as refused:
+        problem = refused.problems[0] if refused.problems else None
+        message = problem.message.removeprefix("line 1: ") if problem else str(refused)
+        param = problem.param.removeprefix("body.") if problem and problem.param else None
+        raise ApiError(400, message, param=param, code=problem.code if problem else "invalid_request") from None
+    batch_id = submitted.batch_id
+    info = await _wait(request, client, batch_id, client.settings.api.completion_timeout_s)
+    headers = {BATCH_ID_HEADER: batch_id}
+    if info.succeeded:
+        line = await run_in_threadpool(lambda: next(iter(client.results(batch_id)), None))
+        if line is not None:
+            return JSONResponse(line["response"]["body"], headers=headers)
+    error = await run_in_threadpool(lambda: next(iter(client.results(batch_id, failed=True)), None))
+    return failure_response(error, headers)
+
+
+async def _wait(request: Request, client, batch_id: str, timeout_s: float) -> BatchInfo:
+    """The batch once it has ended; 504 after ``timeout_s`` (it stays queued)."""
+    deadline = time.monotonic() + timeout_s
+    pause = FIRST_POLL_S
+    while True:
+        info = await run_in_threadpool(client.status, batch_id)
+        if info.done:
+            return info
+        if await request.is_disconnected():
+            await run_in_threadpool(client.cancel, batch_id)
+            raise ApiError(400, "the client went away; the request was cancelled", code="client_disconnected")
+        if time.monotonic() >= deadline:
+            raise ApiError(
+                504, f"no answer within {timeout_s:g}s (dispatcher_settings.api.completion_timeout_s); the "
+                f"request keeps its place in the queue as batch {batch_id} (GET /v1/batches/{batch_id})",
+                code="completion_timeout", headers={"x-should-retry": "false", BATCH_ID_HEADER: batch_id},
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, LONGEST_POLL_S)
