@@ -263,7 +263,8 @@ def test_reset_clears_counters_fail_first_tries_and_windows(start_mock_provider)
 # -- faults, latency, shutdown -------------------------------------------------------------
 
 def test_latency_with_jitter_and_concurrency_are_seen(start_mock_provider):
-    provider = start_mock_provider(latency_ms=300, jitter_ms=100, seed=1)
+    # Long enough that all 8 are in flight together even when threads start late on a loaded machine.
+    provider = start_mock_provider(latency_ms=700, jitter_ms=100, seed=1)
     started = time.monotonic()
     timings: list[float] = []
 
@@ -276,13 +277,13 @@ def test_latency_with_jitter_and_concurrency_are_seen(start_mock_provider):
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(timed, [f"slow {i}" for i in range(8)]))
     assert statuses == [200] * 8
-    assert min(timings) >= 0.2 and time.monotonic() - started < 1.5  # all waited, together
+    assert min(timings) >= 0.6 and time.monotonic() - started < 2.5  # all waited, together
     stats = provider.stats()
     assert stats["max_in_flight"] == 8 and stats["in_flight"] == 0
 
 
 def test_error_rate_and_hang_rate(start_mock_provider):
-    provider = start_mock_provider(error_rate=0.5, hang_rate=1.0, hang_s=0.5, seed=3)
+    provider = start_mock_provider(error_rate=0.5, hang_rate=1.0, hang_s=1.0, seed=3)
     timings: dict[int, list[float]] = {}
     lock = threading.Lock()
 
@@ -297,8 +298,9 @@ def test_error_rate_and_hang_rate(start_mock_provider):
     with ThreadPoolExecutor(10) as pool:
         list(pool.map(timed, [f"p{i}" for i in range(10)]))
     assert set(timings) == {200, 500}
-    assert max(timings[500]) < 0.4  # errors answer at once...
-    assert min(timings[200]) >= 0.5  # ...the others hang hang_s first
+    # Errors answer at once, the others hang hang_s first (a wide gap: the suite runs loaded).
+    assert max(timings[500]) < 0.7
+    assert min(timings[200]) >= 1.0
     assert provider.stats()["completed"] == len(timings[200])
 
 
