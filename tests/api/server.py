@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import cli_env
+from tests.helpers.cli_process import CliProcess
 
 
 def free_port() -> int:
@@ -20,17 +17,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class ApiServer:
+class ApiServer(CliProcess):
     """``llm-dispatch -c CONFIG serve --port P`` in the background; ready once /health answers."""
 
     def __init__(self, config: Path, *extra: str, env: dict | None = None, timeout: float = 60):
         self.port = free_port()
-        self.log_path = config.parent / f"serve-{self.port}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "-c", str(config), "serve", "--port", str(self.port), *extra],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env or cli_env(),
-        )
+        super().__init__(config, ["serve", "--port", str(self.port), *extra], f"serve-{self.port}.log", env)
         self._wait_ready(timeout)
 
     @property
@@ -55,25 +47,3 @@ class ApiServer:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"serve did not answer /health within {timeout:g}s:\n{self.log()}")
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-    def __enter__(self) -> "ApiServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

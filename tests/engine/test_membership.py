@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from dispatcher.config.schema import WorkerSettings
 from dispatcher.engine.db_access import DatabaseAccess
 from dispatcher.engine.membership import Membership
@@ -32,10 +34,22 @@ def claim_one(database: Database, worker_id: str) -> None:
                                     postgres=not database.is_sqlite)
 
 
-def test_a_silent_worker_is_taken_over_and_learns_it_when_it_wakes(database_url):
-    database = Database(database_url)
-    upgrade(database)
-    db = DatabaseAccess(database)
+@pytest.fixture
+def database(database_url):
+    made = Database(database_url)
+    upgrade(made)
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def db(database):
+    access = DatabaseAccess(database)
+    yield access
+    access.close()
+
+
+def test_a_silent_worker_is_taken_over_and_learns_it_when_it_wakes(database, db):
     requeued: list[set[str]] = []
     steady, silent = member(db, "steady", requeued), member(db, "silent", requeued)
 
@@ -55,14 +69,10 @@ def test_a_silent_worker_is_taken_over_and_learns_it_when_it_wakes(database_url)
         held_after_wake = await silent.holds_lease(epoch)
         return held_after_wake, silent.lease.epoch
 
-    try:
-        held_after_wake, new_epoch = asyncio.run(scenario())
-        with database.read() as connection:
-            [job] = connection.execute(jobs.select()).all()
-            [row] = connection.execute(workers.select().where(workers.c.id == "silent")).all()
-    finally:
-        db.close()
-        database.dispose()
+    held_after_wake, new_epoch = asyncio.run(scenario())
+    with database.read() as connection:
+        [job] = connection.execute(jobs.select()).all()
+        [row] = connection.execute(workers.select().where(workers.c.id == "silent")).all()
     assert requeued == [{"chat"}]
     assert (job.status, job.worker_id, job.claim) == (JobStatus.QUEUED, None, 2)
     # The silent worker's old claims are not its own any more; it registered again.
@@ -70,10 +80,7 @@ def test_a_silent_worker_is_taken_over_and_learns_it_when_it_wakes(database_url)
     assert row.stopped_at is None
 
 
-def test_a_worker_whose_own_heartbeat_is_not_steady_takes_over_nobody(sqlite_url):
-    database = Database(sqlite_url)
-    upgrade(database)
-    db = DatabaseAccess(database)
+def test_a_worker_whose_own_heartbeat_is_not_steady_takes_over_nobody(database, db):
     requeued: list[set[str]] = []
     fresh, silent = member(db, "fresh", requeued), member(db, "silent", requeued)
 
@@ -84,11 +91,7 @@ def test_a_worker_whose_own_heartbeat_is_not_steady_takes_over_nobody(sqlite_url
         await fresh.register()  # just back (after an outage, say): every heartbeat looks old
         await fresh.take_over_dead_workers()
 
-    try:
-        asyncio.run(scenario())
-        with database.read() as connection:
-            [job] = connection.execute(jobs.select()).all()
-    finally:
-        db.close()
-        database.dispose()
+    asyncio.run(scenario())
+    with database.read() as connection:
+        [job] = connection.execute(jobs.select()).all()
     assert requeued == [] and job.worker_id == "silent"
