@@ -397,7 +397,7 @@ class Client(ApiKeyMethods, FileMethods):
         Safe to run at any time and any number of times: it only re-announces queued jobs
         (duplicates are harmless) and requeues jobs whose worker has stopped heartbeating.
         """
-        from dispatcher.engine.membership import take_over_dead_workers, tidy_batches
+        from dispatcher.engine.membership import take_over_dead_workers, tidy
         from dispatcher.store import jobs as job_sql
         from dispatcher.store.handback import release_orphaned_jobs
 
@@ -412,7 +412,7 @@ class Client(ApiKeyMethods, FileMethods):
             )
             released = [job for jobs in taken.values() for job in jobs]
             orphans = release_orphaned_jobs(connection, now, worker.dead_after, worker.max_worker_deaths)
-            expired = tidy_batches(connection, now).expired
+            expired = tidy(connection, now).expired
         with self.database.read() as connection:
             ready = job_sql.queued_counts(connection)
         for group, count in ready.items():

@@ -196,11 +196,11 @@ class Engine:
         self._claims.hint_all()
 
     async def _housekeeping(self) -> None:
-        """Take over dead workers' jobs, hand back claims whose reply was lost, and tidy
-        batches (completion windows, cost caps, half-stored batches)."""
+        """Take over dead workers' jobs, hand back claims whose reply was lost, and tidy up
+        (completion windows, cost caps, half-stored batches, expired uploaded files)."""
         await self._membership.take_over_dead_workers()
         await self._claims.reconcile()
-        await self._membership.tidy_batches()
+        await self._membership.tidy()
 
     async def _sync_routing_stats(self) -> None:
         specs = [self.admission.specs[d] for d in self._deployments.by_id]

@@ -1,7 +1,7 @@
 """A worker's place in the fleet: registered, heartbeating, holding a lease on the jobs it
 claimed, taking over the jobs of dead workers, and the fleet's housekeeping.
 
-``take_over_dead_workers`` and ``tidy_batches`` are plain functions on a connection, so
+``take_over_dead_workers`` and ``tidy`` are plain functions on a connection, so
 ``Client.recover`` runs the same steps a worker's housekeeping runs.
 """
 
@@ -21,6 +21,7 @@ from dispatcher.config.schema import WorkerSettings
 from dispatcher.engine.db_access import DatabaseAccess
 from dispatcher.engine.lease import Lease
 from dispatcher.store import batches as batch_sql
+from dispatcher.store import files as file_sql
 from dispatcher.store import workers as worker_sql
 from dispatcher.store.clock import DatabaseClock
 from dispatcher.store.handback import Released, release_worker_jobs
@@ -49,15 +50,18 @@ class Tidied:
     expired: list[str]  # batches with jobs past their completion window
     capped: list[str]  # batches stopped at their cost cap
     abandoned: list[tuple[str, str]]  # half-stored batches ended: (batch id, status)
+    files_deleted: list[str]  # uploaded files past their expiry, and dropped uploads
 
 
-def tidy_batches(connection: Connection, now: float) -> Tidied:
-    """Expire jobs past their window, stop batches at their cost cap, and end batches whose
-    submit died while storing them (freeing their idempotency keys)."""
+def tidy(connection: Connection, now: float) -> Tidied:
+    """Expire jobs past their window, stop batches at their cost cap, end batches whose
+    submit died while storing them (freeing their idempotency keys), and delete uploaded
+    files past their expiry (and uploads whose writer stopped)."""
     return Tidied(
         expired=batch_sql.expire_due(connection, now),
         capped=batch_sql.stop_at_cost_cap(connection, None, now),
         abandoned=batch_sql.abandon_stale_storing(connection),
+        files_deleted=file_sql.delete_expired_files(connection, now),
     )
 
 
@@ -139,12 +143,14 @@ class Membership:
                 log.warning("worker %s is dead; %d of its jobs are queued again", worker_id, len(released))
                 self._on_requeued({group for _, _, group, _ in released})
 
-    async def tidy_batches(self) -> None:
-        tidied = await self._db.write(tidy_batches, now=self._clock.now())
+    async def tidy(self) -> None:
+        tidied = await self._db.write(tidy, now=self._clock.now())
         if tidied.expired:
             log.info("completion window passed for jobs of %d batch(es)", len(tidied.expired))
         for batch_id, status in tidied.abandoned:
             log.warning("batch %s was left half-stored by a submit that stopped; it is now %s", batch_id, status)
+        if tidied.files_deleted:
+            log.info("deleted %d expired uploaded files", len(tidied.files_deleted))
 
     async def leave(self) -> None:
         """On the way out: hand back every job still claimed, and say this worker stopped."""

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from dispatcher.config.schema import WorkerSettings
 from dispatcher.engine.db_access import DatabaseAccess
@@ -14,7 +15,7 @@ from dispatcher.store import jobs as job_sql
 from dispatcher.store.clock import DatabaseClock
 from dispatcher.store.database import Database
 from dispatcher.store.migrate import upgrade
-from dispatcher.store.tables import BatchStatus, JobStatus, batches, jobs, workers
+from dispatcher.store.tables import BatchStatus, JobStatus, batches, file_parts, files, jobs, workers
 
 SETTINGS = WorkerSettings(heartbeat_interval=0.1, dead_after=0.4)
 
@@ -95,3 +96,24 @@ def test_a_worker_whose_own_heartbeat_is_not_steady_takes_over_nobody(database, 
     with database.read() as connection:
         [job] = connection.execute(jobs.select()).all()
     assert requeued == [] and job.worker_id == "silent"
+
+
+def test_housekeeping_deletes_expired_files_and_dropped_uploads(database, db):
+    from dispatcher.store import files as file_sql
+
+    now = time.time()
+    with database.write() as connection:
+        for file_id, expires_at in (("file-old", now - 1), ("file-live", now + 3600), ("file-kept", None)):
+            file_sql.create_file(connection, file_id=file_id, owner=None, filename="in.jsonl",
+                                 purpose="batch", now=now)
+            file_sql.add_part(connection, file_id, 0, b"{}\n", now)
+            file_sql.finish_file(connection, file_id, 3, expires_at)
+        # An upload whose writer died: its lease lapsed without the last part.
+        file_sql.create_file(connection, file_id="file-dropped", owner=None, filename="in.jsonl",
+                             purpose="batch", now=now - 3600)
+    requeued: list[set[str]] = []
+    asyncio.run(member(db, "w", requeued).tidy())
+    with database.read() as connection:
+        left = sorted(connection.execute(sa.select(file_parts.c.file_id).distinct()).scalars())
+        rows = sorted(connection.execute(sa.select(files.c.id)).scalars())
+    assert rows == ["file-kept", "file-live"] and left == ["file-kept", "file-live"]
