@@ -61,7 +61,9 @@ def test_complete_command_answers_behind_a_backlog(saturated, figures):
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == "Mock reply to: Is the queue fair?"
     figures.update(complete_command_s=round(elapsed, 2))
-    assert elapsed < 5.0  # includes starting the CLI process
+    # The backlog ahead takes 800 / RATE = 40 s. The bound includes starting the CLI process,
+    # which alone took 2-3 s when the suite loads both cores (7.1 s measured once against 5).
+    assert elapsed < 10.0
 
 
 def test_a_small_batch_shares_capacity_with_a_big_one_of_the_same_priority(tmp_path, saturated, figures):
