@@ -528,9 +528,10 @@ class Client(ApiKeyMethods, FileMethods):
         (a worker process serves them over HTTP). ``stop()`` the node, or ``close()`` this
         client, to stop it.
         """
+        from dispatcher.engine.engine import Engine
         from dispatcher.engine.node import WorkerNode
 
-        node = WorkerNode(
+        engine = Engine(
             config=self.config,
             deployments=self.deployments,
             database=self.database,
@@ -540,6 +541,7 @@ class Client(ApiKeyMethods, FileMethods):
             groups=groups,
             metrics=metrics,
         )
+        node = WorkerNode(engine, self.backends.messaging)
         node.start()
         self._nodes.append(node)
         return node

@@ -4,15 +4,10 @@ messages. Used by the worker process (``workers/process.py``) and by embedded mo
 from __future__ import annotations
 
 import logging
-from typing import Iterable
 
-from dispatcher.backends import Backends
-from dispatcher.config.schema import DispatcherConfig
-from dispatcher.deployments import Deployments
 from dispatcher.engine.engine import Engine
 from dispatcher.engine.thread import EngineThread
-from dispatcher.metrics import Metrics
-from dispatcher.store.database import Database
+from dispatcher.messaging import Messaging
 
 log = logging.getLogger(__name__)
 
@@ -20,29 +15,9 @@ log = logging.getLogger(__name__)
 class WorkerNode:
     """Runs the engine that claims and executes jobs, woken by wake messages."""
 
-    def __init__(
-        self,
-        *,
-        config: DispatcherConfig,
-        deployments: Deployments,
-        database: Database,
-        backends: Backends,
-        worker_id: str | None = None,
-        concurrency: int | None = None,
-        groups: Iterable[str] | None = None,
-        metrics: Metrics | None = None,
-    ):
-        self.messaging = backends.messaging
-        self.engine = Engine(
-            config=config,
-            deployments=deployments,
-            database=database,
-            backends=backends,
-            worker_id=worker_id,
-            concurrency=concurrency,
-            groups=groups,
-            metrics=metrics,
-        )
+    def __init__(self, engine: Engine, messaging: Messaging):
+        self.engine = engine
+        self.messaging = messaging
         self._engine_thread = EngineThread(self.engine)
 
     @property
