@@ -1,16 +1,19 @@
-"""Benchmark: the HTTP API (``llm-dispatch serve``, embedded mode) on loopback.
+"""Benchmark: the HTTP API (``llm-dispatch serve``) on loopback.
 
     python bench/api.py                        # 100,000-line batch, 200 + 200 chat calls, 5 s at 32
-    python bench/api.py --lines 500000         # the issue's full-size upload (takes minutes)
+    python bench/api.py --lines 500000         # the issue's full size: 200 MB (takes minutes)
+    python bench/api.py --skip batch --redis-url redis://127.0.0.1:6379/0   # chat, distributed
 
-Starts a real ``python -m cli -c CONFIG serve --port P`` (SQLite in a temp folder, jobs run in
-the server process, the HTTP mock provider at zero latency as the only deployment) and measures:
+Starts a real ``python -m cli -c CONFIG serve --port P`` (SQLite in a temp folder; embedded: the
+jobs run in the server process; with ``--redis-url``, in ``workers.process`` processes) with the
+HTTP mock provider at zero latency as the only deployment, and measures:
 1. upload of an N-line JSONL batch file (``POST /v1/files``): MB/s, server RSS before/peak/after;
 2. ``POST /v1/batches`` on it: seconds to answer and lines/s stored;
 3. once the batch has completed, the streamed download of its output file: lines/s and RSS;
 4. ``POST /v1/chat/completions``: p50/p95 of sequential calls against the same body sent straight
    to the mock provider (the overhead of the API and the queue), and requests/s from many
-   concurrent clients.
+   concurrent connections (bench/load.py, a lean client, so that the client's CPU is not taken
+   from the server), with the CPU the server (and the workers) spent per completion.
 RSS is VmRSS of the serve process read from /proc. Prints one JSON document; record the
 figures in docs/benchmarks.md.
 """
@@ -39,11 +42,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, mock_provider, process_cpu
+from bench.common import REPO, WorkerProcess, mock_provider, process_cpu
+from bench.load import hammer
 
 ADMIN_ENV = "LLMD_BENCH_ADMIN_KEY"
 FINAL_STATUSES = ("completed", "failed", "expired", "cancelled", "budget_exceeded")
-PROMPT = "lorem ipsum dolor sit amet consectetur a"  # 40 bytes, as the brief of issue 13 sizes lines
+PROMPT = "lorem ipsum dolor sit amet consectetur a"  # 40 bytes: the chat calls' prompt
+LINE_BYTES = 400  # the issue's 200 MB for 500,000 lines
 MB = 1_000_000
 
 
@@ -83,18 +88,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def write_config(folder: Path, provider_url: str) -> Path:
-    """Embedded mode: SQLite, no redis_url; the HTTP mock is the ``chat`` group's deployment."""
+def write_config(folder: Path, provider_url: str, *, redis_url: str | None = None,
+                 database_url: str | None = None) -> Path:
+    """Embedded mode (SQLite, no redis_url) unless ``redis_url`` is given (then the jobs run in
+    worker processes); the HTTP mock is the ``chat`` group's deployment."""
+    settings: dict = {
+        "database_url": database_url or f"sqlite:///{folder / 'api.db'}",
+        "default_model": "chat",
+        "api": {"admin_key": f"os.environ/{ADMIN_ENV}"},
+    }
+    if redis_url:
+        settings.update(redis_url=redis_url, namespace=f"bench-api-{secrets.token_hex(4)}")
     document = {
         "model_list": [{"model_name": "chat", "litellm_params": {
             "model": "openai/bench", "api_base": provider_url, "api_key": "sk-bench", "timeout": 60,
         }}],
         "router_settings": {"num_retries": 3},
-        "dispatcher_settings": {
-            "database_url": f"sqlite:///{folder / 'api.db'}",
-            "default_model": "chat",
-            "api": {"admin_key": f"os.environ/{ADMIN_ENV}"},
-        },
+        "dispatcher_settings": settings,
     }
     path = folder / "bench.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -133,13 +143,16 @@ def serve(config: Path, admin_key: str) -> Iterator[tuple[subprocess.Popen, str]
         log.close()
 
 
-def write_batch_file(path: Path, lines: int) -> int:
+def write_batch_file(path: Path, lines: int, line_bytes: int) -> int:
+    """``lines`` batch lines of about ``line_bytes`` bytes each (the prompt is padded)."""
     with path.open("w") as handle:
         for i in range(lines):
-            handle.write(json.dumps({
+            line = json.dumps({
                 "custom_id": f"r-{i}", "method": "POST", "url": "/v1/chat/completions",
-                "body": {"model": "chat", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 16},
-            }, separators=(",", ":")) + "\n")
+                "body": {"model": "chat", "messages": [{"role": "user", "content": "{}"}], "max_tokens": 16},
+            }, separators=(",", ":"))
+            prompt = (PROMPT * (line_bytes // len(PROMPT) + 1))[: max(1, line_bytes - len(line) - 1)]
+            handle.write(line.replace("{}", prompt) + "\n")
     return path.stat().st_size
 
 
@@ -247,42 +260,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def concurrent_load(url: str, headers: dict, clients: int, seconds: float) -> dict:
-    """``clients`` loops each sending one request after another for ``seconds``."""
-    done: list[float] = []
-    failures = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as http:
-        stop_at = time.monotonic() + seconds
-
-        async def loop(n: int) -> None:
-            nonlocal failures
-            i = 0
-            while time.monotonic() < stop_at:
-                start = time.perf_counter()
-                answer = await http.post(url, json=chat_body(n * 1_000_000 + i, "chat"))
-                i += 1
-                if answer.status_code == 200:
-                    done.append((time.perf_counter() - start) * 1000)
-                else:
-                    failures += 1
-
-        start = time.monotonic()
-        await asyncio.gather(*(loop(n) for n in range(clients)))
-        wall = time.monotonic() - start
-    return {
-        "clients": clients,
-        "seconds": round(wall, 2),
-        "completed": len(done),
-        "failed": failures,
-        "requests_per_s": round(len(done) / wall, 1),
-        "latency_ms_p50": round(statistics.median(done), 2) if done else None,
-        "latency_ms_p95": round(percentile(done, 0.95), 2) if done else None,
-    }
-
-
 def chat_step(root: str, provider_url: str, admin_key: str, pid: int, count: int, clients: int,
-              seconds: float) -> dict:
+              seconds: float, workers: list[WorkerProcess]) -> dict:
     auth = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client() as http:
         # Alternate halves so drift in machine load falls on both paths alike.
@@ -292,8 +271,18 @@ def chat_step(root: str, provider_url: str, admin_key: str, pid: int, count: int
                                    {"Authorization": "Bearer sk-bench"})
             api += latencies_ms(http, f"{root}/v1/chat/completions", "chat", count // 2, auth)
     cpu_before = process_cpu(pid)
-    load = asyncio.run(concurrent_load(f"{root}/v1/chat/completions", auth, clients, seconds))
-    load["server_cpu_s"] = round(process_cpu(pid) - cpu_before, 2)
+    workers_before = sum(worker.cpu_now() for worker in workers)
+    load = asyncio.run(hammer(f"{root}/v1/chat/completions", auth, lambda i: chat_body(i, "chat"),
+                              clients=clients, seconds=seconds))
+    server_cpu = process_cpu(pid) - cpu_before
+    load["server_cpu_s"] = round(server_cpu, 2)
+    if load["completed"]:
+        load["server_cpu_ms_per_completion"] = round(1000 * server_cpu / load["completed"], 2)
+    if workers:
+        worker_cpu = sum(worker.cpu_now() for worker in workers) - workers_before
+        load["workers_cpu_s"] = round(worker_cpu, 2)
+        if load["completed"]:
+            load["workers_cpu_ms_per_completion"] = round(1000 * worker_cpu / load["completed"], 2)
     api_p50, direct_p50 = statistics.median(api), statistics.median(direct)
     return {
         "sequential_requests": len(api),
@@ -309,18 +298,27 @@ def chat_step(root: str, provider_url: str, admin_key: str, pid: int, count: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=100_000, help="lines of the batch file")
+    parser.add_argument("--line-bytes", type=int, default=LINE_BYTES, help="bytes of each batch line")
     parser.add_argument("--chat-requests", type=int, default=200, help="sequential calls on each path")
     parser.add_argument("--clients", type=int, default=32, help="concurrent chat clients")
     parser.add_argument("--load-seconds", type=float, default=5.0)
     parser.add_argument("--batch-timeout", type=float, default=600.0)
     parser.add_argument("--skip", choices=["batch", "chat"], action="append", default=[])
+    parser.add_argument("--redis-url", help="distributed mode: the API only stores and reads, "
+                        "`--worker-processes` worker processes run the jobs (e.g. redis://127.0.0.1:6379/0)")
+    parser.add_argument("--database-url", help="default: SQLite in a temp folder")
+    parser.add_argument("--worker-processes", type=int, default=1, help="distributed mode only")
     args = parser.parse_args()
-    report: dict = {"lines": args.lines}
+    report: dict = {"lines": args.lines, "mode": "distributed" if args.redis_url else "embedded"}
     admin_key = "llmd-admin-" + secrets.token_urlsafe(16)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, mock_provider() as provider_url:
         folder = Path(tmp)
-        config = write_config(folder, provider_url)
+        config = write_config(folder, provider_url, redis_url=args.redis_url, database_url=args.database_url)
+        if args.database_url:  # a server database is upgraded by hand, as users do
+            subprocess.run([sys.executable, "-m", "cli", "-c", str(config), "db", "upgrade"], check=True, cwd=REPO,
+                           stdout=subprocess.DEVNULL)
+        workers = [WorkerProcess(config) for _ in range(args.worker_processes if args.redis_url else 0)]
         with serve(config, admin_key) as (process, root):
             pid = process.pid
             report["server_rss_mb_idle"] = round(rss_mb(pid), 1)
@@ -328,15 +326,17 @@ def main() -> None:
             with httpx.Client(base_url=root, headers=headers) as http:
                 if "batch" not in args.skip:
                     source = folder / "input.jsonl"
-                    size = write_batch_file(source, args.lines)
+                    size = write_batch_file(source, args.lines, args.line_bytes)
                     file_id, report["1_upload"] = upload_step(http, pid, source, size)
                     batch_id, report["2_batches_create"] = create_step(http, pid, file_id, args.lines)
                     batch, report["3a_batch_run"] = wait_step(http, pid, batch_id, args.lines, args.batch_timeout)
                     report["3_output_download"] = download_step(http, pid, batch["output_file_id"])
             if "chat" not in args.skip:
                 report["4_chat_completions"] = chat_step(root, provider_url, admin_key, pid, args.chat_requests,
-                                                         args.clients, args.load_seconds)
+                                                         args.clients, args.load_seconds, workers)
             report["server_rss_mb_end"] = round(rss_mb(pid), 1)
+        for worker in workers:
+            worker.stop()
     report["total_seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(report, indent=2))
 

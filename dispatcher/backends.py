@@ -8,6 +8,7 @@ differ only by the objects handed in (as dramatiq's ``Worker(broker)`` is given 
 
     piece                  RedisBackends                 LocalBackends
     wake messaging         RedisMessaging (RedisBroker)  Messaging (StubBroker)
+    instant signals        RedisSignals (pub/sub)        Signals (callbacks)
     rate limits, budgets   RedisLimitBackend             MemoryLimitBackend (per engine)
     response cache         RedisResponseCache            DatabaseResponseCache
     routing-stats exchange RedisStatsExchange            LocalStatsExchange (no-op)
@@ -31,6 +32,7 @@ from dispatcher.limits.spec import LimitSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from dispatcher.messaging import Messaging
+    from dispatcher.signals import Signals
     from dispatcher.routing.stats import LocalStatsExchange, RedisStatsExchange
     from dispatcher.store.database import Database
 
@@ -63,6 +65,7 @@ class Backends(ABC):
     def __init__(self, settings: DispatcherSettings):
         self.settings = settings
         self._messaging: Messaging | None = None
+        self._signals: Signals | None = None
 
     @property
     def messaging(self) -> "Messaging":
@@ -70,6 +73,13 @@ class Backends(ABC):
         if self._messaging is None:
             self._messaging = self._new_messaging()
         return self._messaging
+
+    @property
+    def signals(self) -> "Signals":
+        """Instant wake and finished signals for awaited requests (dispatcher/signals.py)."""
+        if self._signals is None:
+            self._signals = self._new_signals()
+        return self._signals
 
     def check(self) -> None:
         """Raise ServiceUnavailableError naming what cannot be reached (in-process: nothing)."""
@@ -89,7 +99,13 @@ class Backends(ABC):
     @abstractmethod
     def _new_messaging(self) -> "Messaging": ...
 
+    @abstractmethod
+    def _new_signals(self) -> "Signals": ...
+
     def close(self) -> None:
+        if self._signals is not None:
+            self._signals.close()
+            self._signals = None
         if self._messaging is not None:
             self._messaging.close()
             self._messaging = None
@@ -104,6 +120,11 @@ class RedisBackends(Backends):
         from dispatcher.messaging import RedisMessaging
 
         return RedisMessaging(self.settings.redis_url, self.settings.namespace)
+
+    def _new_signals(self) -> "Signals":
+        from dispatcher.signals import RedisSignals
+
+        return RedisSignals(self.settings.redis_url, self.settings.namespace)
 
     def _limits(self):
         from dispatcher.limits.redis_backend import RedisLimitBackend
@@ -149,6 +170,11 @@ class LocalBackends(Backends):
         from dispatcher.messaging import Messaging
 
         return Messaging(StubBroker(middleware=[]))
+
+    def _new_signals(self) -> "Signals":
+        from dispatcher.signals import Signals
+
+        return Signals()
 
     def check(self) -> None:
         return None  # nothing outside this process to reach

@@ -1,11 +1,13 @@
 """``POST /v1/chat/completions``: one completion through the same queue as batches, with the
 same priority rules, answered with the provider's body once it is done.
 
-The request becomes a one-line batch owned by the caller (``priority`` from the body or the
-``X-Priority`` header, 0-9 or a name; by default the key's default), so it is claimed by
-priority, rate-limited, retried and billed like any batch line; its id is in the answer's
-``x-dispatcher-batch-id`` header. The route waits without holding a thread: it polls the
-batch's state with growing pauses. A client that hangs up cancels the request.
+The request becomes a one-line batch of kind ``completion`` owned by the caller (``priority``
+from the body or the ``X-Priority`` header, 0-9 or a name; by default the key's default), so it
+is claimed by priority, rate-limited, retried and billed like any batch line; its id is in the
+answer's ``x-dispatcher-batch-id`` header. It takes the awaited path (client/awaited.py,
+api/awaiting.py): stored with the requests that arrive with it in one transaction, workers
+woken by a signal, its result written at once and announced, so the route wakes without
+polling. A client that hangs up cancels the request.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher.api.auth import Caller, authenticated
+from dispatcher.api.awaiting import CompletionDesk
 from dispatcher.api.completion_errors import failure_response
 from dispatcher.api.errors import ApiError
-from dispatcher.client.batch_info import BatchInfo
+from dispatcher.client.export import error_line
 from dispatcher.errors import InputError
+from dispatcher.store.tables import JobStatus
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -32,8 +37,9 @@ STREAM_REFUSED = (
     "the request without stream (or with stream: false) and read the complete answer; for many "
     "requests, upload a JSONL file and create a batch (POST /v1/files, POST /v1/batches)"
 )
-FIRST_POLL_S = 0.005
-LONGEST_POLL_S = 0.2
+# Looks at SQL in case an announcement was lost (Redis restarted): rare, so slow.
+FALLBACK_FIRST_LOOK_S = 0.5
+FALLBACK_LONGEST_LOOK_S = 2.0
 BATCH_ID_HEADER = "x-dispatcher-batch-id"
 
 
@@ -63,7 +69,7 @@ async def chat_completions(
     request: Request,
     caller: Caller = Depends(authenticated),
     x_priority: str | None = Header(default=None, description="0 (most urgent) to 9 or a name"),
-) -> JSONResponse:
+) -> Response:
     client = request.app.state.client
     if chat.stream:
         raise ApiError(400, STREAM_REFUSED, param="stream", code="stream_not_supported")
@@ -74,37 +80,43 @@ async def chat_completions(
     asked = chat.priority if chat.priority is not None else x_priority
     priority = caller.priority(asked, client.settings.default_priority,
                                "priority" if chat.priority is not None else "X-Priority")
-    line = {"custom_id": "completion", "method": "POST", "url": "/v1/chat/completions",
-            "body": _provider_body(chat)}
     try:
-        submitted = await run_in_threadpool(
-            lambda: client.submit([line], owner=caller.owner, priority=priority, name="chat.completions",
-                                  max_cost=caller.cost_cap(None))
-        )
+        awaited = client.prepare_completion(_provider_body(chat), priority=priority, owner=caller.owner,
+                                            max_cost=caller.cost_cap(None))
     except InputError as refused:
         problem = refused.problems[0] if refused.problems else None
         message = problem.message.removeprefix("line 1: ") if problem else str(refused)
         param = problem.param.removeprefix("body.") if problem and problem.param else None
         raise ApiError(400, message, param=param, code=problem.code if problem else "invalid_request") from None
-    batch_id = submitted.batch_id
-    info = await _wait(request, client, batch_id, client.settings.api.completion_timeout_s)
+    batch_id = awaited.batch_id
+    desk = CompletionDesk.of(request.app)
+    ended = desk.listen(batch_id)
+    try:
+        await desk.store(awaited)
+        row = await _wait(request, client, batch_id, ended, client.settings.api.completion_timeout_s)
+    finally:
+        desk.forget(batch_id)
     headers = {BATCH_ID_HEADER: batch_id}
-    if info.succeeded:
-        line = await run_in_threadpool(lambda: next(iter(client.results(batch_id)), None))
-        if line is not None:
-            return JSONResponse(line["response"]["body"], headers=headers)
-    error = await run_in_threadpool(lambda: next(iter(client.results(batch_id, failed=True)), None))
-    return failure_response(error, headers)
+    if row.status == JobStatus.SUCCEEDED and row.response is not None:
+        # The provider's body as stored (it was parsed before it was stored): no copy made.
+        return Response(row.response, media_type="application/json", headers=headers)
+    return failure_response(orjson.loads(error_line(row)), headers)
 
 
-async def _wait(request: Request, client, batch_id: str, timeout_s: float) -> BatchInfo:
-    """The batch once it has ended; 504 after ``timeout_s`` (it stays queued)."""
+async def _wait(request: Request, client, batch_id: str, ended: asyncio.Future, timeout_s: float):
+    """The ended job row; 504 after ``timeout_s`` (the request stays queued). The desk
+    resolves ``ended`` when the worker announces the end; SQL is read here only as a fallback."""
     deadline = time.monotonic() + timeout_s
-    pause = FIRST_POLL_S
+    pause = FALLBACK_FIRST_LOOK_S
     while True:
-        info = await run_in_threadpool(client.status, batch_id)
-        if info.done:
-            return info
+        try:
+            look_in = min(pause, max(0.0, deadline - time.monotonic()))
+            return await asyncio.wait_for(asyncio.shield(ended), look_in)
+        except TimeoutError:
+            pause = min(pause * 2, FALLBACK_LONGEST_LOOK_S)
+        row = (await run_in_threadpool(client.completion_results, [batch_id])).get(batch_id)
+        if row is not None:
+            return row
         if await request.is_disconnected():
             await run_in_threadpool(client.cancel, batch_id)
             raise ApiError(400, "the client went away; the request was cancelled", code="client_disconnected")
@@ -114,5 +126,3 @@ async def _wait(request: Request, client, batch_id: str, timeout_s: float) -> Ba
                 f"request keeps its place in the queue as batch {batch_id} (GET /v1/batches/{batch_id})",
                 code="completion_timeout", headers={"x-should-retry": "false", BATCH_ID_HEADER: batch_id},
             )
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, LONGEST_POLL_S)

@@ -27,6 +27,8 @@ import orjson
 
 from dispatcher.backends import Backends, build_backends
 from dispatcher.client import keys as client_keys
+from dispatcher.client.awaited import AwaitedMethods, CompletionFailed, prepare_awaited
+from dispatcher.client.awaited import CompletionTimeout  # noqa: F401 - part of this module's API
 from dispatcher.client.batch_info import BatchInfo
 from dispatcher.client.export import (
     FAILED_STATUSES,
@@ -44,7 +46,7 @@ from dispatcher.client.submit import SubmitResult, default_group, submit
 from dispatcher.config.loader import apply_env_overrides, load_config
 from dispatcher.config.schema import DispatcherConfig, WorkerSettings
 from dispatcher.deployments import Deployments, build_deployments
-from dispatcher.errors import DispatcherError, NotFoundError, UsageError
+from dispatcher.errors import NotFoundError, UsageError
 from dispatcher.intake.reader import Source
 from dispatcher.priority import parse_priority
 from dispatcher.store import batches as batch_sql
@@ -91,32 +93,10 @@ _RETRY_REFUSALS = {
 }
 
 
-class CompletionTimeout(DispatcherError, TimeoutError):
-    """``complete`` got no answer in time; the request stays queued and its result retrievable."""
-
-    exit_code = 1
-
-
-class CompletionFailed(DispatcherError):
-    """A single completion ended without a result; ``error`` is its OpenAI error-file line."""
-
-    exit_code = 1
-
-    def __init__(self, batch_id: str, error: dict[str, Any] | None):
-        self.batch_id = batch_id
-        self.error = error or {}
-        response = self.error.get("response") or {}
-        detail = (self.error.get("error") or {}).get("message")
-        if detail is None and response:
-            body = response.get("body")
-            detail = body.get("error", {}).get("message") if isinstance(body, dict) else str(body)
-            detail = f"HTTP {response.get('status_code')}: {detail}"
-        super().__init__(f"the completion failed: {detail or 'unknown error'} (batch {batch_id})")
-
-
-class Client(ApiKeyMethods, FileMethods):
-    """Submit batches, follow them, read their results; API keys and uploaded files come
-    from the two mixins (``client/keys.py``, ``client/files.py``)."""
+class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
+    """Submit batches, follow them, read their results; API keys, uploaded files and awaited
+    completions come from the mixins (``client/keys.py``, ``client/files.py``,
+    ``client/awaited.py``)."""
 
     def __init__(
         self,
@@ -252,11 +232,12 @@ class Client(ApiKeyMethods, FileMethods):
         return BatchInfo.from_row(row)
 
     def list_batches(
-        self, *, limit: int = 20, status: str | None = None, owner: str | None = None, after: str | None = None
+        self, *, limit: int = 20, status: str | None = None, owner: str | None = None, after: str | None = None,
+        kind: str | None = None,
     ) -> list[BatchInfo]:
         """Batches, newest first. ``owner``: only that API key's (None: every batch);
         ``after``: the id the previous page ended with (ask for ``limit + 1`` to learn
-        whether there is a next page)."""
+        whether there is a next page); ``kind``: ``batch`` or ``completion`` (None: both)."""
         if status is not None and status not in BATCH_STATUSES:
             raise UsageError(f"unknown batch status {status!r}; a batch is one of: {', '.join(BATCH_STATUSES)}")
         with self.database.read() as connection:
@@ -265,7 +246,8 @@ class Client(ApiKeyMethods, FileMethods):
                 cursor = batch_sql.get_batch(connection, after)
                 if cursor is None or (owner is not None and cursor.owner != owner):
                     raise NotFoundError(f"no batch with id {after} (the 'after' cursor)")
-            rows = batch_sql.list_batches(connection, limit=limit, status=status, owner=owner, after=cursor)
+            rows = batch_sql.list_batches(connection, limit=limit, status=status, owner=owner, after=cursor,
+                                          kind=kind)
         return [BatchInfo.from_row(row) for row in rows]
 
     def list(self, *, limit: int = 20, status: str | None = None) -> list[BatchInfo]:
@@ -334,13 +316,15 @@ class Client(ApiKeyMethods, FileMethods):
         model: str | None = None,
         priority: int | str | None = "urgent",
         timeout: float | None = 300.0,
-        poll_interval: float = 0.05,
+        poll_interval: float = 0.5,
         system: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
         owner: str | None = None,
     ) -> dict[str, Any]:
         """One chat completion through the queue: submit, wait, return the response body.
+        It takes the awaited path (client/awaited.py): its result is written and announced at
+        once; ``poll_interval`` is how often SQL is read should an announcement be lost.
 
         ``request`` is a prompt (sent as one user message) or a chat-completions body;
         ``system`` goes first as a system message, ``max_tokens`` and ``temperature`` are
@@ -351,24 +335,26 @@ class Client(ApiKeyMethods, FileMethods):
         """
         body = completion_body(request, system=system, max_tokens=max_tokens, temperature=temperature)
         groups = self.deployments.groups
-        if not (body.get("model") or default_group(model, self.settings.default_model, groups)):
+        group = body.get("model") or default_group(model, self.settings.default_model, groups)
+        if not group:
             raise UsageError(
                 f"which model group? pass --model (model=...) or set dispatcher_settings.default_model; "
                 f"the config defines: {', '.join(sorted(groups))}"
             )
+        options = SubmitOptions(priority=priority, model=group)  # checks and names the priority
+        if owner is not None:
+            key = client_keys.key_of_owner(self.database, owner)
+            options = client_keys.options_under_key(options, key, self.settings.default_priority)
+        awaited = prepare_awaited(
+            {**body, "model": group}, groups=groups, settings=self.settings, name="complete", owner=owner,
+            priority=self.settings.default_priority if options.priority is None else options.priority,
+            max_cost=options.max_cost,
+        )
         self._ensure_local_worker()
-        result = self.submit([{"custom_id": "completion", **body}], model=model, priority=priority,
-                             name="complete", owner=owner)
-        info = self.wait(result.batch_id, timeout=timeout, poll_interval=poll_interval)
-        if not info.done:
-            raise CompletionTimeout(
-                f"no answer within {timeout:g}s; the request keeps its place in the queue "
-                f"(batch {result.batch_id}, {info.status})"
-            )
-        for line in self.results(result.batch_id):
-            return line["response"]["body"]
-        error = next(iter(self.results(result.batch_id, failed=True)), None)
-        raise CompletionFailed(result.batch_id, error)
+        row = self.await_completion(awaited, timeout=timeout, poll_interval=poll_interval)
+        if row.status == JobStatus.SUCCEEDED:
+            return orjson.loads(row.response)
+        raise CompletionFailed(awaited.batch_id, orjson.loads(error_line(row)))
 
     def retry_failed(self, batch_id: str) -> tuple[BatchInfo, int]:
         """Queue a batch's failed requests again (invalid input lines stay failed)."""
@@ -541,7 +527,7 @@ class Client(ApiKeyMethods, FileMethods):
             groups=groups,
             metrics=metrics,
         )
-        node = WorkerNode(engine, self.backends.messaging)
+        node = WorkerNode(engine, self.backends.messaging, self.backends.signals)
         node.start()
         self._nodes.append(node)
         return node

@@ -21,7 +21,7 @@ from dispatcher.store.tables import JobStatus, jobs
 
 PAGE = 1000
 
-_COLUMNS = (
+ROW_COLUMNS = (  # what output_line and error_line read
     jobs.c.id,
     jobs.c.seq,
     jobs.c.custom_id,
@@ -40,7 +40,7 @@ def iter_job_rows(database: Database, batch_id: str, statuses: tuple[str, ...]) 
     while True:
         with database.read() as connection:
             page = connection.execute(
-                sa.select(*_COLUMNS)
+                sa.select(*ROW_COLUMNS)
                 .where(jobs.c.batch_id == batch_id, jobs.c.seq > last_seq, jobs.c.status.in_(statuses))
                 .order_by(jobs.c.seq)
                 .limit(PAGE)

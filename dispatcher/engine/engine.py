@@ -39,6 +39,7 @@ from dispatcher.providers.provider_set import ProviderSet
 from dispatcher.routing.admission import Admission
 from dispatcher.routing.stats import RoutingStats
 from dispatcher.routing.strategies import build_strategy
+from dispatcher.signals import FINISHED
 from dispatcher.store.clock import DatabaseClock
 from dispatcher.store.database import Database
 
@@ -177,9 +178,14 @@ class Engine:
         )
 
     def _on_written(self, outcomes: list[Outcome], recorded: set[int]) -> None:
+        finished: list[str] = []
         for outcome in outcomes:
             if outcome.job.id in recorded:
                 self._observers.outcome_recorded(outcome)
+                if outcome.job.awaited and outcome.is_final:
+                    finished.append(outcome.job.batch_id)
+        if finished:  # its caller is waiting: say so now (a thread: a Redis publish blocks)
+            self._loop.run_in_executor(None, self._backends.signals.publish, FINISHED, finished)
         self._claims.written(outcomes, recorded)
 
     def _requeued(self, groups: set[str]) -> None:

@@ -1,5 +1,8 @@
 """Writes outcomes in batches: one transaction for many jobs, never a lost result.
 
+A result a caller waits for (an awaited job: a chat completion) is written at once, taking
+whatever else is pending along; other results wait up to ``flush_interval`` for company.
+
 Slots are freed only after an outcome is committed, so a slow database slows claiming
 instead of growing memory. A flush that fails on a transient error (``is_transient``: the
 database unreachable or busy) is retried until the database is back; the outcomes stay in
@@ -113,14 +116,15 @@ class OutcomeWriter:
         self._clock = clock
         self._pending: list[Outcome] = []
         self._has_pending = asyncio.Event()
-        self._full = asyncio.Event()
+        self._flush_now = asyncio.Event()
         self._closing = False
 
     def add(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
         self._has_pending.set()
-        if len(self._pending) >= self._flush_size:
-            self._full.set()
+        # A caller waits for an awaited job's result: write it now, with whatever is pending.
+        if len(self._pending) >= self._flush_size or outcome.job.awaited:
+            self._flush_now.set()
 
     @property
     def backlog(self) -> int:
@@ -134,12 +138,12 @@ class OutcomeWriter:
                 # Let a few more outcomes arrive so one transaction carries many.
                 try:
                     async with asyncio.timeout(self._flush_interval):
-                        await self._full.wait()
+                        await self._flush_now.wait()
                 except TimeoutError:
                     pass
             batch, self._pending = self._pending, []
             self._has_pending.clear()
-            self._full.clear()
+            self._flush_now.clear()
             if batch:
                 await self._flush(batch)
             if self._closing and not self._pending:
@@ -169,4 +173,4 @@ class OutcomeWriter:
         """Ask ``run`` to flush what is left and return."""
         self._closing = True
         self._has_pending.set()
-        self._full.set()
+        self._flush_now.set()

@@ -142,10 +142,11 @@ def find_by_idempotency_key(connection: Connection, key: str) -> Row | None:
 
 def list_batches(
     connection: Connection, *, limit: int = 20, status: str | None = None, owner: str | None = None,
-    after: Row | None = None,
+    after: Row | None = None, kind: str | None = None,
 ) -> list[Row]:
     """Newest first; ``owner``: only that API key's (None: everyone's); ``after``: the batch
-    row the previous page ended with (keyset pagination, stable while batches are added)."""
+    row the previous page ended with (keyset pagination, stable while batches are added);
+    ``kind``: only batches or only completions (None: both)."""
     query = (
         sa.select(batches)
         .order_by(batches.c.created_at.desc(), batches.c.id.desc())
@@ -155,6 +156,8 @@ def list_batches(
         query = query.where(batches.c.status == status)
     if owner is not None:
         query = query.where(batches.c.owner == owner)
+    if kind is not None:
+        query = query.where(batches.c.kind == kind)
     if after is not None:
         position = sa.tuple_(batches.c.created_at, batches.c.id)
         query = query.where(position < sa.tuple_(sa.literal(after.created_at), sa.literal(after.id)))

@@ -39,6 +39,7 @@ class ClaimedJob:
     groups_tried: str | None
     created_at: float
     cache_mode: int = 0
+    awaited: bool = False  # a caller waits for it (a chat completion): write and announce at once
     # Its batch has a cost cap (max_cost): when it ends, the batch's spend and reservations
     # change, so jobs of the batch held back by the cap may fit now. Set by the claim, not a
     # column (keyword-only, so claim columns added later still map by position).
@@ -60,6 +61,7 @@ _CLAIM_COLUMNS = (
     jobs.c.groups_tried,
     jobs.c.created_at,
     jobs.c.cache_mode,
+    jobs.c.awaited,
 )
 
 

@@ -91,6 +91,10 @@ class Batch(SQLModel, table=True):
         description="the API key id that created the batch; NULL: direct access or the admin key",
     )
     input_file_id: Optional[str] = Field(default=None, max_length=40, description="an uploaded file's id")
+    kind: str = Field(
+        default="batch", max_length=16, sa_column_kwargs={"server_default": "batch"},
+        description="batch, or completion: one request a caller waits for (POST /v1/chat/completions)",
+    )
 
 
 class Job(SQLModel, table=True):
@@ -138,6 +142,10 @@ class Job(SQLModel, table=True):
         default=None, description="estimated cost of the running call (batch cost caps)"
     )
     cache_mode: int = Field(default=0, description="0 off, 1 deterministic requests, 2 forced")
+    awaited: bool = Field(
+        default=False, sa_column_kwargs={"server_default": sa.false()},
+        description="a caller waits for it: its result is written at once and announced",
+    )
     attempts: int = Field(default=0, description="provider calls made, abandoned ones included")
     worker_deaths: int = Field(
         default=0, description="workers that died while running this job (a poison job is capped)"

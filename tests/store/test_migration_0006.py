@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from dispatcher.store.database import Database
-from dispatcher.store.migrate import current_revision, upgrade
+from dispatcher.store.migrate import SCHEMA_HEAD, current_revision, upgrade
 from tests.store.test_migrations import schema_differences
 
 
@@ -36,12 +36,13 @@ def test_a_database_at_0005_with_batches_upgrades_to_0006(empty_database_url):
 
         upgrade(database)
 
-        assert current_revision(database) == "0006"
+        assert current_revision(database) == SCHEMA_HEAD  # 0006, then the later ones
         assert schema_differences(database) == []
         with database.write() as connection:
             old = connection.execute(sa.text(
-                "SELECT id, total, cost, owner, input_file_id FROM batches")).one()
-            assert tuple(old) == ("batch_old", 1, 0.5, None, None)  # kept, owned by nobody (direct)
+                "SELECT id, total, cost, owner, input_file_id, kind FROM batches")).one()
+            # Kept, owned by nobody (direct), and a batch (0007), not a completion.
+            assert tuple(old) == ("batch_old", 1, 0.5, None, None, "batch")
             # The new tables take rows.
             connection.execute(sa.text(
                 "INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES ('key_1', 'team', :h, 1.0)"
