@@ -375,7 +375,8 @@ def submit(app: AppContext, input_file, **options) -> None:
 
 @cli.command()
 @click.argument("batch_id")
-@click.option("--json", "as_json", is_flag=True, help="Print an OpenAI Batch object (plus usage and cost).")
+@click.option("--json", "as_json", is_flag=True, help="Print an OpenAI Batch object (OpenAI's status, as "
+              "the HTTP API shows it; ours, e.g. budget_exceeded, in dispatcher_status; plus usage and cost).")
 @pass_app
 def status(app: AppContext, batch_id: str, as_json: bool) -> None:
     """Show a batch's state, counts, tokens and cost."""

@@ -8,6 +8,7 @@ option and every machine.
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 
@@ -22,16 +23,25 @@ def parse_time(value: float | int | str | datetime) -> float:
     if isinstance(value, datetime):
         return _as_utc(value).timestamp()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return _finite(float(value), value)
     text = str(value).strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return _finite(seconds, value)
     try:
         return _as_utc(datetime.fromisoformat(text)).timestamp()
     except ValueError:
         raise ValueError(f"{str(value)!r} is not a time: use {TIME_HELP}") from None
+
+
+def _finite(seconds: float, value) -> float:
+    """``inf`` and ``nan`` parse as floats but name no time (and would break SQL columns)."""
+    if not math.isfinite(seconds):
+        raise ValueError(f"{str(value)!r} is not a time: use {TIME_HELP}")
+    return seconds
 
 
 def parse_time_or_ago(value: float | int | str | datetime, now: float | None = None) -> float:

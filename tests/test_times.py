@@ -60,3 +60,9 @@ def test_an_unreadable_time_says_which_forms_are_accepted(reader, forms):
 def test_a_duration_is_not_a_point_in_time_for_parse_time():
     with pytest.raises(ValueError):
         parse_time("10m")
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "inf", "-inf", "nan", "1e400", "Infinity"])
+def test_infinite_or_nan_numbers_are_not_times(value):
+    with pytest.raises(ValueError, match="is not a time"):
+        parse_time(value)

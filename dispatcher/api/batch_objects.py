@@ -1,9 +1,11 @@
 """The Batch object of the HTTP API: the one ``status --json`` prints, shaped where the openai
 SDK reads it differently.
 
-``BatchInfo.to_openai`` is the base (every timestamp, ``request_counts``, ``errors``,
-``metadata``, and our fields beside OpenAI's: priority, cost...). Here the input and result
-file ids are filled in and ``usage`` takes the SDK's ``BatchUsage`` shape.
+``BatchInfo.to_openai`` is the base (OpenAI's status, every timestamp, ``request_counts``,
+``errors``, ``metadata``, and our fields beside OpenAI's: ``dispatcher_status``, priority,
+cost...). A batch its cost cap stopped is ``cancelled`` there, with an ``errors.data`` entry
+``budget_exceeded`` saying what was spent. Here the input and result file ids are filled in and
+``usage`` takes the SDK's ``BatchUsage`` shape.
 """
 
 from __future__ import annotations

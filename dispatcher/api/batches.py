@@ -127,11 +127,13 @@ async def list_batches(
     limit: int = Query(20, ge=1, le=100),
     caller: Caller = Depends(authenticated),
 ) -> dict[str, Any]:
-    """The caller's batches (the admin's: every batch), newest first."""
+    """The caller's batches (the admin's: every batch), newest first. Chat completions are
+    one-line batches inside (each answer names its own in ``x-dispatcher-batch-id``), but not
+    batches to the caller: they are left out, as OpenAI's list has none."""
     client = request.app.state.client
     try:
         found = await run_in_threadpool(
-            lambda: client.list_batches(limit=limit + 1, owner=caller.list_owner, after=after)
+            lambda: client.list_batches(limit=limit + 1, owner=caller.list_owner, after=after, kind="batch")
         )
     except NotFoundError:
         raise ApiError(400, f"after: no batch with id '{(after or '')[:80]}'", param="after",
@@ -155,13 +157,14 @@ async def retrieve_batch(batch_id: str, request: Request, caller: Caller = Depen
 @router.post("/{batch_id}/cancel")
 async def cancel_batch(batch_id: str, request: Request, caller: Caller = Depends(authenticated)) -> dict[str, Any]:
     """Queued requests will not run; those in flight finish (``cancelling``, then ``cancelled``).
-    Cancelling a cancelled batch returns it; a batch that ended otherwise answers 409."""
+    Cancelling a cancelled batch (one its cost cap stopped too) returns it; a batch that ended
+    otherwise answers 409."""
     info = await _visible_batch(request, caller, batch_id)
     if info.done:
-        if info.status == BatchStatus.CANCELLED:
+        if info.openai_status == BatchStatus.CANCELLED:
             return batch_object(info)
-        raise ApiError(409, f"batch {info.id} is {info.status}; only a batch still running can be cancelled",
-                       param="batch_id", code="batch_not_cancellable")
+        raise ApiError(409, f"batch {info.id} is {info.openai_status}; only a batch still running can be "
+                       "cancelled", param="batch_id", code="batch_not_cancellable")
     client = request.app.state.client
     info = await run_in_threadpool(lambda: client.cancel(batch_id, owner=caller.list_owner))
     return batch_object(info)

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from dispatcher.errors import (
@@ -83,6 +84,26 @@ class BodyTooLarge(HTTPException):
             413,
             f"the request body is larger than {limit} bytes (dispatcher_settings.api.max_body_bytes)",
         )
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorAnswer(BaseModel):
+    """The body of every answer that is not a success, whatever its status."""
+
+    error: ErrorDetail
+
+
+# What the OpenAPI schema declares besides each route's success: any other status is an error in
+# OpenAI's shape (a 400 for a bad body or query, never FastAPI's 422 ``detail`` list).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "default": {"model": ErrorAnswer, "description": "An error, in OpenAI's shape"},
+}
 
 
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:

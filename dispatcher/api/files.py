@@ -52,6 +52,13 @@ UPLOAD_BODY = {
 }
 
 
+# A download is the file's bytes, not JSON.
+CONTENT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file's bytes", "content": {"application/octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}}},
+}
+
+
 def _not_found(file_id: str) -> ApiError:
     return ApiError(404, f"no file with id '{file_id[:80]}'", param="file_id", code="file_not_found")
 
@@ -129,7 +136,7 @@ async def retrieve_file(file_id: str, request: Request, caller: Caller = Depends
     return (await _uploaded_file(request, caller, file_id)).to_openai()
 
 
-@router.get("/{file_id}/content", response_class=StreamingResponse)
+@router.get("/{file_id}/content", response_class=StreamingResponse, responses=CONTENT_RESPONSE)
 async def file_content(file_id: str, request: Request, caller: Caller = Depends(authenticated)) -> StreamingResponse:
     """The file's bytes, streamed (a part or a page of results at a time)."""
     client = request.app.state.client

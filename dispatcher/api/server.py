@@ -22,8 +22,8 @@ from fastapi import FastAPI
 
 from dispatcher.api.app import create_app
 from dispatcher.client.client import Client
-from dispatcher.config.schema import ApiSettings
-from dispatcher.config.secrets import MissingSecretError, Secret
+from dispatcher.config.schema import DispatcherConfig
+from dispatcher.config.secrets import MissingSecretError
 from dispatcher.errors import ConfigError, UsageError
 
 log = logging.getLogger("dispatcher.api")
@@ -33,20 +33,22 @@ log = logging.getLogger("dispatcher.api")
 CHILD_ENV = "LLM_DISPATCH_SERVE_PROCESS"
 
 
-def admin_secret(api: ApiSettings) -> str | None:
-    """The admin key's value, read from the environment now (None: no admin key)."""
-    if api.admin_key is None:
+def admin_secret(config: DispatcherConfig) -> str | None:
+    """The admin key's value, read from the environment now (None: no admin key). It is
+    ``dispatcher_settings.api.admin_key``, else LiteLLM's ``general_settings.master_key``."""
+    secret = config.admin_key()
+    if secret is None:
         return None
     try:
-        return Secret(api.admin_key, "dispatcher_settings.api.admin_key").resolve()
+        return secret.resolve()
     except MissingSecretError as exc:
-        raise ConfigError(f"dispatcher_settings.api.admin_key: {exc}") from None
+        raise ConfigError(f"{secret.where}: {exc}") from None
 
 
 def build_app(client: Client, *, close_client: bool = False) -> FastAPI:
     """The app for ``client`` with the config's admin key and body limit."""
     api = client.settings.api
-    app = create_app(client, admin_key=admin_secret(api), max_body_bytes=api.max_body_bytes)
+    app = create_app(client, admin_key=admin_secret(client.config), max_body_bytes=api.max_body_bytes)
     if close_client:
         @contextlib.asynccontextmanager
         async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -78,7 +80,7 @@ def serve(
                 "--workers above 1 needs redis_url (a fleet): in embedded mode one process serves the "
                 "API and runs the jobs. Set redis_url and start `llm-dispatch worker`, or serve one process"
             )
-        admin_secret(api)  # a missing variable fails here, once, not in every process
+        admin_secret(client.config)  # a missing variable fails here, once, not in every process
         os.environ[CHILD_ENV] = json.dumps({
             "config": str(client.config_path) if client.config_path else None,
             "log_format": log_format,
@@ -123,9 +125,11 @@ def app_for_process() -> FastAPI:
 
 
 def _say_serving(client: Client, host: str, port: int, workers: int) -> None:
-    api = client.settings.api
     mode = "embedded: jobs run in this process" if client.embedded else "jobs run in `llm-dispatch worker` processes"
     log.info("serving the API on http://%s:%d/v1 (%d process(es); %s)", host, port, workers, mode)
-    if api.admin_key is None:
-        log.warning("no dispatcher_settings.api.admin_key: only keys made by `llm-dispatch keys create` "
-                    "open the API")
+    admin_key = client.config.admin_key()
+    if admin_key is None:
+        log.warning("no admin key (dispatcher_settings.api.admin_key, or LiteLLM's general_settings.master_key): "
+                    "only keys made by `llm-dispatch keys create` open the API")
+    else:
+        log.info("admin key: %s", admin_key.where)  # where it is configured, never its value

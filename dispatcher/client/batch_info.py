@@ -48,6 +48,7 @@ class BatchInfo:
     not_before: float | None = None  # --not-before / --delay: no job starts earlier
     owner: str | None = None  # the API key id that submitted it; None: direct access or the admin
     input_file_id: str | None = None  # the uploaded file it was made from
+    budget_exceeded_at: float | None = None  # when spending reached max_cost (unstarted jobs cancelled)
 
     @classmethod
     def from_row(cls, row: Row) -> "BatchInfo":
@@ -86,6 +87,7 @@ class BatchInfo:
             not_before=row.not_before,
             owner=row.owner,
             input_file_id=row.input_file_id,
+            budget_exceeded_at=row.budget_exceeded_at,
         )
 
     @property
@@ -119,8 +121,58 @@ class BatchInfo:
     def unsuccessful(self) -> int:
         return self.failed + self.cancelled + self.expired
 
+    @property
+    def stopped_by_cost_cap(self) -> bool:
+        """Its cost cap (max_cost) was reached with requests still to start: those were cancelled."""
+        return self.budget_exceeded_at is not None and self.cancelled > 0
+
+    @property
+    def openai_status(self) -> str:
+        """``status`` in OpenAI's words (OpenAI has no ``budget_exceeded``). A batch its cost cap
+        stopped is ``cancelled`` (``cancelling`` while the calls already running finish); one
+        that reached its cap with every request already run is ``completed``."""
+        if self.stopped_by_cost_cap and self.status == BatchStatus.IN_PROGRESS:
+            return BatchStatus.CANCELLING
+        if self.status == BatchStatus.BUDGET_EXCEEDED:
+            return BatchStatus.CANCELLED if self.stopped_by_cost_cap else BatchStatus.COMPLETED
+        return self.status
+
+    def _openai_times(self) -> dict[str, int | None]:
+        """OpenAI's timestamps. A batch its cost cap stopped reads as a cancelled one: cancelling
+        when the cap was reached, cancelled when its last call ended (never completed)."""
+        times = {
+            "created_at": self.created_at, "in_progress_at": self.in_progress_at,
+            "expires_at": self.expires_at, "finalizing_at": self.finalizing_at,
+            "completed_at": self.completed_at, "failed_at": self.failed_at,
+            "expired_at": self.expired_at, "cancelling_at": self.cancelling_at,
+            "cancelled_at": self.cancelled_at,
+        }
+        if self.stopped_by_cost_cap:
+            times["cancelling_at"] = self.cancelling_at or self.budget_exceeded_at
+            if self.status == BatchStatus.BUDGET_EXCEEDED:
+                times.update(cancelled_at=self.completed_at, completed_at=None, finalizing_at=None)
+        return {name: int(value) if value is not None else None for name, value in times.items()}
+
+    def _openai_errors(self) -> dict[str, Any] | None:
+        """``errors``: the input file's bad lines, and why its cost cap stopped a batch."""
+        if not self.stopped_by_cost_cap:
+            return self.errors
+        whose = "" if self.owner is None else ", as asked or its API key's cost ceiling if lower"
+        stopped = {
+            "code": "budget_exceeded",
+            "message": f"the batch reached its max_cost ({_usd(self.max_cost)} USD{whose}): "
+                       f"{_usd(self.cost)} USD spent; {self.cancelled} requests that had not started "
+                       "were cancelled",
+            "line": None,
+            "param": None,
+        }
+        earlier = (self.errors or {}).get("data") or []
+        return {"object": "list", "data": [*earlier, stopped]}
+
     def to_openai(self) -> dict[str, Any]:
-        """OpenAI's Batch object, plus our own fields beside (never instead of) its own."""
+        """OpenAI's Batch object, plus our own fields beside (never instead of) its own.
+
+        ``status`` is one of OpenAI's; ours, which says more, is ``dispatcher_status``."""
         def ts(value: float | None) -> int | None:
             return int(value) if value is not None else None
 
@@ -128,27 +180,20 @@ class BatchInfo:
             "id": self.id,
             "object": "batch",
             "endpoint": "/v1/chat/completions",
-            "errors": self.errors,
+            "errors": self._openai_errors(),
             "input_file_id": self.input_file_id or self.input_file,
             "completion_window": self.completion_window,
-            "status": self.status,
+            "status": self.openai_status,
             "output_file_id": None,
             "error_file_id": None,
-            "created_at": ts(self.created_at),
-            "in_progress_at": ts(self.in_progress_at),
-            "expires_at": ts(self.expires_at),
-            "finalizing_at": ts(self.finalizing_at),
-            "completed_at": ts(self.completed_at),
-            "failed_at": ts(self.failed_at),
-            "expired_at": ts(self.expired_at),
-            "cancelling_at": ts(self.cancelling_at),
-            "cancelled_at": ts(self.cancelled_at),
+            **self._openai_times(),
             "request_counts": {
                 "total": self.total,
                 "completed": self.succeeded,
                 "failed": self.failed + self.expired,
             },
             "metadata": self.metadata,
+            "dispatcher_status": self.status,  # ours: budget_exceeded where OpenAI's says cancelled
             "name": self.name,
             "priority": self.priority,
             "cancelled_requests": self.cancelled,
@@ -171,3 +216,8 @@ class BatchInfo:
             "held_until": ts(self.held_until()),
             "error_message": self.error_message,
         }
+
+
+def _usd(amount: float | None) -> str:
+    """An amount in USD to the nano-dollar, without trailing zeros: 0.05, 0.000024, 12.5."""
+    return "unknown" if amount is None else f"{amount:.9f}".rstrip("0").rstrip(".")

@@ -9,7 +9,9 @@ error. What does carry over:
   proxy does, so ``os.environ/NAME`` references to them resolve;
 * ``litellm_settings`` ``num_retries``, ``request_timeout`` and the fallback lists apply unless
   ``router_settings`` sets them (LiteLLM's Router reads them the same way);
-* ``rpm``/``tpm`` written beside ``litellm_params`` (an older LiteLLM form) move into it.
+* ``rpm``/``tpm`` written beside ``litellm_params`` (an older LiteLLM form) move into it;
+* ``general_settings.master_key`` is the HTTP API's admin key unless
+  ``dispatcher_settings.api.admin_key`` is given (``config.admin_key``).
 
 ``router_settings.redis_*`` are LiteLLM's shared router cache. They are *not* taken as our
 ``redis_url``: that switches the dispatcher from embedded to fleet mode, where jobs wait for
@@ -45,6 +47,8 @@ LITELLM_SETTINGS_TO_ROUTER = {
     "content_policy_fallbacks": "content_policy_fallbacks",
     "default_fallbacks": "default_fallbacks",
 }
+# general_settings keys that apply here; the rest is the proxy's own.
+GENERAL_SETTINGS_USED = frozenset({"master_key"})
 ROUTER_REDIS_KEYS = ("redis_url", "redis_host", "redis_port", "redis_password")
 ENTRY_LEVEL_LIMITS = ("rpm", "tpm")
 
@@ -57,13 +61,19 @@ def adopt_litellm_sections(raw: dict, source: str) -> tuple[dict, list[str]]:
     raw = _adopt_litellm_settings(raw, source)
     raw = _adopt_router_redis(raw, source)
     raw = _adopt_entry_level_limits(raw)
-    general = raw.get("general_settings")
-    if isinstance(general, dict) and general:
-        note = ("; its database_url is the proxy's own database, jobs live in "
-                "dispatcher_settings.database_url") if "database_url" in general else ""
-        log.warning("%s: general_settings (%s) is LiteLLM proxy configuration, not used by "
-                    "llm-dispatcher%s", source, ", ".join(sorted(map(str, general))), note)
+    _warn_unused_general_settings(raw.get("general_settings"), source)
     return raw, problems
+
+
+def _warn_unused_general_settings(general: Any, source: str) -> None:
+    if not isinstance(general, dict):
+        return
+    unused = sorted(str(key) for key in general if str(key) not in GENERAL_SETTINGS_USED)
+    if unused:
+        note = ("; its database_url is the proxy's own database, jobs live in "
+                "dispatcher_settings.database_url") if "database_url" in unused else ""
+        log.warning("%s: general_settings (%s) is LiteLLM proxy configuration, not used by "
+                    "llm-dispatcher%s", source, ", ".join(unused), note)
 
 
 def _triage_top_level(raw: dict, source: str, problems: list[str]) -> dict:

@@ -13,7 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dispatcher.config import urls
+from dispatcher.config.admin_key import admin_key_secret
 from dispatcher.config.body_defaults import BODY_PARAMETERS, body_default_problems
+from dispatcher.config.secrets import Secret
 from dispatcher.providers.registry import split_model
 
 RoutingStrategyName = Literal[
@@ -276,7 +278,8 @@ class ApiSettings(BaseModel):
     admin_key: str | None = Field(
         default=None,
         description="os.environ/NAME (or a literal): a bearer key that sees and may do everything; "
-        "keys made by `llm-dispatch keys create` see only their own files and batches",
+        "keys made by `llm-dispatch keys create` see only their own files and batches. Without it, "
+        "a LiteLLM general_settings.master_key is the admin key",
     )
     max_body_bytes: PositiveInt = Field(
         default=MAX_BATCH_FILE_BYTES + MULTIPART_ROOM_BYTES,
@@ -292,8 +295,6 @@ class ApiSettings(BaseModel):
     @field_validator("admin_key")
     @classmethod
     def _admin_key_is_usable(cls, value: str | None) -> str | None:
-        from dispatcher.config.secrets import Secret
-
         if value is None:
             return None
         if not value.strip():
@@ -376,3 +377,13 @@ class DispatcherConfig(BaseModel):
         if duplicates:
             raise ValueError(f"model_info.id must be unique; repeated: {', '.join(duplicates)}")
         return self
+
+    @model_validator(mode="after")
+    def _one_admin_key(self) -> "DispatcherConfig":
+        self.admin_key()  # a master_key that cannot be a key, or two admin keys that differ: refused
+        return self
+
+    def admin_key(self) -> Secret | None:
+        """The HTTP API's admin key, unresolved: ``dispatcher_settings.api.admin_key``, else
+        LiteLLM's ``general_settings.master_key`` (``config.admin_key``); None: there is none."""
+        return admin_key_secret(self.dispatcher_settings.api.admin_key, self.general_settings)

@@ -185,7 +185,10 @@ class Engine:
                 if outcome.job.awaited and outcome.is_final:
                     finished.append(outcome.job.batch_id)
         if finished:  # its caller is waiting: say so now (a thread: a Redis publish blocks)
-            self._loop.run_in_executor(None, self._backends.signals.publish, FINISHED, finished)
+            try:
+                self._loop.run_in_executor(None, self._backends.signals.publish, FINISHED, finished)
+            except RuntimeError:  # shutting down: the caller's own look at SQL finds the result
+                log.debug("could not announce %d finished completions", len(finished))
         self._claims.written(outcomes, recorded)
 
     def _requeued(self, groups: set[str]) -> None:

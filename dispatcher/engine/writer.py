@@ -63,7 +63,8 @@ def write_outcomes(database: Database, outcomes: list[Outcome], now: float | Non
             connection, [o.attempt.row(o.job) for o in outcomes if o.attempt is not None]
         )
         batch_sql.add_counters(connection, _batch_deltas(outcomes, valid, new_attempts))
-        batch_sql.stop_at_cost_cap(connection, {o.job.batch_id for o in outcomes}, now)
+        # Only batches with a max_cost can reach it (the claim marks their jobs cost_capped).
+        batch_sql.stop_at_cost_cap(connection, {o.job.batch_id for o in outcomes if o.job.cost_capped}, now)
         batch_sql.finish_if_done(
             connection, {o.job.batch_id for o in outcomes if o.is_final}, now
         )

@@ -196,10 +196,11 @@ def set_status(
 
 
 def finish_if_done(connection: Connection, batch_ids: Iterable[str], now: float) -> None:
-    """Close batches whose every job has ended.
+    """Close batches whose every job has ended, in one statement.
 
-    in_progress -> completed (or expired when some jobs missed the completion window),
-    cancelling -> cancelled.
+    in_progress -> budget_exceeded (its max_cost stopped it), else expired (some jobs missed
+    the completion window), else completed; cancelling -> cancelled. (SET expressions read
+    the row as it was, so each CASE sees the old status.)
     """
     ids = list(batch_ids)
     if not ids:
@@ -208,31 +209,26 @@ def finish_if_done(connection: Connection, batch_ids: Iterable[str], now: float)
         batches.c.succeeded + batches.c.failed + batches.c.cancelled + batches.c.expired
         >= batches.c.total
     )
+    running = batches.c.status == BatchStatus.IN_PROGRESS
+    stopped = batches.c.budget_exceeded_at.is_not(None)
+    expired = sa.and_(running, ~stopped, batches.c.expired > 0)
+    completed = sa.and_(running, sa.or_(stopped, batches.c.expired == 0))
+    cancelled = batches.c.status == BatchStatus.CANCELLING
     connection.execute(
         batches.update()
-        .where(
-            batches.c.id.in_(ids), batches.c.status == BatchStatus.IN_PROGRESS, ended,
-            batches.c.budget_exceeded_at.is_not(None),
+        .where(batches.c.id.in_(ids), batches.c.status.in_([BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING]), ended)
+        .values(
+            status=sa.case(
+                (cancelled, BatchStatus.CANCELLED),
+                (stopped, BatchStatus.BUDGET_EXCEEDED),
+                (batches.c.expired > 0, BatchStatus.EXPIRED),
+                else_=BatchStatus.COMPLETED,
+            ),
+            finalizing_at=sa.case((running, now), else_=batches.c.finalizing_at),
+            completed_at=sa.case((completed, now), else_=batches.c.completed_at),
+            expired_at=sa.case((expired, now), else_=batches.c.expired_at),
+            cancelled_at=sa.case((cancelled, now), else_=batches.c.cancelled_at),
         )
-        .values(status=BatchStatus.BUDGET_EXCEEDED, finalizing_at=now, completed_at=now)
-    )
-    connection.execute(
-        batches.update()
-        .where(
-            batches.c.id.in_(ids), batches.c.status == BatchStatus.IN_PROGRESS, ended,
-            batches.c.expired > 0,
-        )
-        .values(status=BatchStatus.EXPIRED, finalizing_at=now, expired_at=now)
-    )
-    connection.execute(
-        batches.update()
-        .where(batches.c.id.in_(ids), batches.c.status == BatchStatus.IN_PROGRESS, ended)
-        .values(status=BatchStatus.COMPLETED, finalizing_at=now, completed_at=now)
-    )
-    connection.execute(
-        batches.update()
-        .where(batches.c.id.in_(ids), batches.c.status == BatchStatus.CANCELLING, ended)
-        .values(status=BatchStatus.CANCELLED, cancelled_at=now)
     )
 
 

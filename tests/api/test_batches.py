@@ -3,10 +3,13 @@ and error files and check every answer, list with pagination, cancel, and refuse
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
-from tests.api.conftest import batch_lines, read_lines, upload, wait_for_batch
+from tests.api.conftest import batch_lines, read_lines, start_api, upload, wait_for_batch, write_api_config
+from tests.conftest import cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -168,3 +171,47 @@ def test_an_idempotency_key_returns_the_same_batch(embedded_api):
                   extra_body={"idempotency_key": "nightly-2026-11-30"})
     first = sdk.batches.create(**create)
     assert sdk.batches.create(**create).id == first.id
+
+
+@pytest.fixture
+def priced_api(tmp_path):
+    """A server whose mock group costs 0.001 USD a token: about 0.02 USD a request here."""
+    priced = {"model": "mock/echo", "mock_latency_ms": 0, "input_cost_per_token": 0.001,
+              "output_cost_per_token": 0.001}
+    config = write_api_config(tmp_path, database_url=f"sqlite:///{tmp_path / 'priced.db'}",
+                              deployments=[("chat", priced)])
+    api = start_api(config)
+    yield api
+    api.close()
+
+
+def test_a_batch_stopped_by_its_cost_cap_reads_as_cancelled_with_the_reason(priced_api):
+    sdk = priced_api.sdk()
+    batch = sdk.batches.create(input_file_id=upload(sdk, batch_lines(20, prefix="capped")).id,
+                               endpoint="/v1/chat/completions", completion_window="24h",
+                               extra_body={"max_cost": 0.05})
+    batch = wait_for_batch(sdk, batch.id)
+    assert batch.status == "cancelled" and batch.model_extra["dispatcher_status"] == "budget_exceeded"
+    assert batch.completed_at is None and batch.cancelling_at <= batch.cancelled_at
+    [stopped] = batch.errors.data
+    assert (stopped.code, stopped.line, stopped.param) == ("budget_exceeded", None, None)
+    spent = batch.model_extra["cost_usd"]
+    assert 0.05 <= spent < 0.1
+    assert stopped.message.startswith("the batch reached its max_cost (0.05 USD): ")
+    assert f"{spent:.9f}".rstrip("0") + " USD spent" in stopped.message
+
+    finished = read_lines(sdk, batch.output_file_id)
+    cancelled = read_lines(sdk, batch.error_file_id)
+    assert len(finished) == batch.request_counts.completed and 0 < len(finished) < 20
+    assert {line["response"]["status_code"] for line in finished} == {200}
+    assert len(finished) + len(cancelled) == 20
+    assert {line["error"]["code"] for line in cancelled} == {"budget_exceeded"}
+    assert f"{len(cancelled)} requests that had not started were cancelled" in stopped.message
+    assert sdk.batches.cancel(batch.id).status == "cancelled"  # as for any cancelled batch: no 409
+
+    printed = run_cli("-c", str(priced_api.config), "status", batch.id, "--json",
+                      env=cli_env()).stdout  # the same object the API serves
+    status = json.loads(printed)
+    served = sdk.batches.retrieve(batch.id).model_dump()
+    for field in ("status", "dispatcher_status", "errors", "cancelling_at", "cancelled_at", "completed_at"):
+        assert status[field] == served[field], field

@@ -128,3 +128,16 @@ def test_models_lists_the_model_groups(embedded_api):
     assert (model.id, model.object, model.owned_by) == ("other", "model", "llm-dispatcher")
     with pytest.raises(openai.NotFoundError):
         sdk.models.retrieve("gpt-nothing")
+
+
+def test_completions_are_not_listed_as_batches_but_their_batch_can_be_read(embedded_api):
+    key = embedded_api.sdk(embedded_api.make_key("lister"))
+    raw = key.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "not a batch"}])
+    batch_id = raw.headers[BATCH_ID_HEADER]
+    batch = key.batches.create(input_file_id=upload(key, batch_lines(2)).id, endpoint="/v1/chat/completions",
+                               completion_window="24h")
+    listed = [b.id for b in key.batches.list()]
+    assert listed == [batch.id]  # the completion's one-line batch is not in the caller's list
+    behind = key.batches.retrieve(batch_id)  # but the id its answer named can be read
+    assert behind.status == "completed" and behind.request_counts.completed == 1

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 import openai
 import pytest
+import yaml
 
 from tests.api.conftest import ADMIN_ENV, write_api_config
+from tests.api.server import ApiServer
 from tests.conftest import cli_env, run_cli
 
 pytestmark = pytest.mark.slow
@@ -24,6 +28,43 @@ def test_a_missing_admin_key_variable_stops_the_start(tmp_path):
     result = run_cli("-c", str(config), "serve", env=cli_env())
     assert result.returncode == 2
     assert ADMIN_ENV in result.stderr.decode() and "admin_key" in result.stderr.decode()
+
+
+def _litellm_master_key_config(tmp_path):
+    """The test config with its admin key given the LiteLLM way only."""
+    config = write_api_config(tmp_path, database_url=f"sqlite:///{tmp_path / 'api.db'}")
+    document = yaml.safe_load(config.read_text())
+    del document["dispatcher_settings"]["api"]["admin_key"]
+    document["general_settings"] = {"master_key": "os.environ/LITELLM_MASTER_KEY", "alerting": ["slack"]}
+    config.write_text(yaml.safe_dump(document))
+    return config
+
+
+def test_a_litellm_master_key_opens_the_api_as_its_admin_key(tmp_path):
+    master_key = "sk-" + secrets.token_urlsafe(24)
+    server = ApiServer(_litellm_master_key_config(tmp_path), env=cli_env(LITELLM_MASTER_KEY=master_key))
+    try:
+        sdk = openai.OpenAI(base_url=server.base_url, api_key=master_key, max_retries=0, timeout=60)
+        assert [m.id for m in sdk.models.list()] == ["chat", "other"]
+        reply = sdk.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content == "Mock reply to: hi"
+        assert sdk.batches.list().data  # the admin sees every batch: the completion's one-line batch
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=server.base_url, api_key="sk-not-the-master-key", max_retries=0).models.list()
+    finally:
+        server.stop()
+    log = server.log()
+    assert master_key not in log
+    assert "general_settings (alerting) is LiteLLM proxy configuration" in log  # master_key is not ignored
+
+
+def test_a_missing_master_key_variable_stops_the_start_naming_it(tmp_path):
+    env = cli_env()
+    env.pop("LITELLM_MASTER_KEY", None)
+    result = run_cli("-c", str(_litellm_master_key_config(tmp_path)), "serve", env=env)
+    assert result.returncode == 2
+    assert "general_settings.master_key" in result.stderr.decode()
+    assert "LITELLM_MASTER_KEY" in result.stderr.decode()
 
 
 def test_metrics_count_requests_by_route_template(embedded_api):

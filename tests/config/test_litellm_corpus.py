@@ -88,7 +88,7 @@ def test_litellm_only_sections_and_keys_are_named_not_refused(caplog):
     load_config(CORPUS / "credentials_mcp.yaml")
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "callback_settings, credential_list, mcp_servers, search_tools not used" in text
-    assert "general_settings (database_url, master_key)" in text
+    assert "general_settings (database_url) is LiteLLM proxy configuration" in text and "master_key" not in text
     assert "its database_url is the proxy's own database" in text
     assert "password" not in text
 

@@ -92,7 +92,7 @@ def test_max_cost_stops_the_batch_within_one_in_flight_window(
     batch_id = result.stdout.decode().strip()
     with WorkerFleet(config, processes=1):
         status = wait_done(config, batch_id)
-    assert status["status"] == "budget_exceeded"
+    assert status["status"] == "cancelled" and status["dispatcher_status"] == "budget_exceeded"
     assert status["cost_usd"] >= budget * 0.5
     billed = provider.stats()["usage"]
     cost_one = (billed["prompt_tokens"] * IN_PRICE + billed["completion_tokens"] * OUT_PRICE) / provider.stats()["completed"]
