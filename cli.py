@@ -663,7 +663,8 @@ def serve(app: AppContext, host: str | None, port: int | None, workers: int) -> 
     \b
     Point the official SDK at it:
       OpenAI(base_url="http://127.0.0.1:8080/v1", api_key=KEY)
-    KEY is the config's dispatcher_settings.api.admin_key or one made by `keys create`.
+    KEY is the config's admin key (dispatcher_settings.api.admin_key, or a LiteLLM config's
+    general_settings.master_key) or one made by `keys create`.
     Without redis_url it also runs the jobs in this process (a whole system on one machine);
     with Redis, start `llm-dispatch worker` too. SIGTERM/Ctrl-C: finish answers, then exit.
     """

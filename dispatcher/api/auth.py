@@ -1,6 +1,7 @@
 """Who is calling: ``Authorization: Bearer <secret>`` -> a ``Caller``, or 401.
 
-Two kinds of secrets open the API. The admin key (``dispatcher_settings.api.admin_key``) sees
+Two kinds of secrets open the API. The admin key (``dispatcher_settings.api.admin_key``, or
+LiteLLM's ``general_settings.master_key``) sees
 and may do everything, like the CLI; what it creates has no owner. A key made by
 ``llm-dispatch keys create`` owns what it creates and sees nothing else: another owner's file
 or batch answers 404, as if it did not exist. Its limits (model groups, most urgent priority,
