@@ -80,14 +80,16 @@ async def chat_completions(
     asked = chat.priority if chat.priority is not None else x_priority
     priority = caller.priority(asked, client.settings.default_priority,
                                "priority" if chat.priority is not None else "X-Priority")
+    cost_cap = caller.cost_cap(None)
     try:
         awaited = client.prepare_completion(_provider_body(chat), priority=priority, owner=caller.owner,
-                                            max_cost=caller.cost_cap(None))
+                                            max_cost=cost_cap)
     except InputError as refused:
         problem = refused.problems[0] if refused.problems else None
         message = problem.message.removeprefix("line 1: ") if problem else str(refused)
         param = problem.param.removeprefix("body.") if problem and problem.param else None
         raise ApiError(400, message, param=param, code=problem.code if problem else "invalid_request") from None
+    _check_cost_cap(client, awaited, cost_cap, chat.model)
     batch_id = awaited.batch_id
     desk = CompletionDesk.of(request.app)
     ended = desk.listen(batch_id)
@@ -101,6 +103,22 @@ async def chat_completions(
         # The provider's body as stored (it was parsed before it was stored): no copy made.
         return Response(row.response, media_type="application/json", headers=headers)
     return failure_response(orjson.loads(error_line(row)), headers)
+
+
+def _check_cost_cap(client, awaited, cost_cap: float | None, group: str) -> None:
+    """A key's cost ceiling caps each of its batches, and a completion is a batch of one: a
+    batch's first call always starts (nothing is spent yet), so a completion whose own
+    estimate is over the ceiling is refused here, before it is stored or sent."""
+    if cost_cap is None:
+        return
+    estimate = client.completion_estimate(awaited)
+    if estimate is not None and estimate > cost_cap:
+        raise ApiError(
+            429, f"this request would cost at least {estimate:.6g} USD (its prompt and max_tokens at the "
+            f"cheapest price in '{group}'), over this key's cost ceiling of {cost_cap:g} USD per batch or "
+            "completion; ask for fewer max_tokens, or use a key with a higher --max-cost",
+            code="budget_exceeded", headers={"x-should-retry": "false"},
+        )
 
 
 async def _wait(request: Request, client, batch_id: str, ended: asyncio.Future, timeout_s: float):

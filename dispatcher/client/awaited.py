@@ -25,6 +25,7 @@ from dispatcher.errors import DispatcherError, InputError
 from dispatcher.intake.validate import JobSpec, LineValidator
 from dispatcher.store import jobs as job_sql
 from dispatcher.store.database import Database, database_now
+from dispatcher.pricing import price_for
 from dispatcher.signals import FINISHED, WAKE
 from dispatcher.store.tables import BatchStatus, JobStatus, batches, jobs
 
@@ -213,6 +214,17 @@ class AwaitedMethods:
                     )
         finally:
             self.backends.signals.unsubscribe(FINISHED, on_finished)
+
+    def completion_estimate(self, request: AwaitedRequest) -> float | None:
+        """The least ``request`` can cost: its prompt estimate and max_tokens at the cheapest
+        known price of its group (None: no price known)."""
+        spec = request.spec
+        costs = [
+            price.input_per_token * spec.est_prompt_tokens + price.output_per_token * spec.est_completion_tokens
+            for deployment in self.deployments.by_group.get(spec.model_group, [])
+            if (price := price_for(deployment)) is not None
+        ]
+        return min(costs) if costs else None
 
     def completion_results(self, batch_ids: list[str]) -> dict[str, sa.Row]:
         """The ended job rows of these awaited requests, by batch id (those still running are

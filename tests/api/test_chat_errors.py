@@ -67,13 +67,15 @@ def test_without_retries_the_first_429_is_the_answer(errors_api, provider):
     assert reply.choices[0].message.content == "Mock reply to: and now?"  # the group still serves
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not built: a key's max_cost caps each of its batches, a completion is a one-request batch, "
-    "and a batch's first call always starts (spent + calls in flight, 0, is under any cap); the "
-    "completion is answered 200 and its batch ends budget_exceeded after the call"))
 def test_a_completion_dearer_than_its_key_cost_ceiling_gets_429_budget_exceeded(errors_api):
+    stored_before = len(errors_api.library().list_batches(limit=1000))
     key = errors_api.sdk(errors_api.make_key("capped", max_cost=1e-6))  # one call costs about 0.015 USD
     with pytest.raises(openai.RateLimitError) as refused:
         key.chat.completions.create(model="priced", messages=[{"role": "user", "content": "too dear"}])
     assert refused.value.code == "budget_exceeded"
+    assert "cost ceiling of 1e-06 USD" in refused.value.message
     assert refused.value.response.headers["x-should-retry"] == "false"
+    assert len(errors_api.library().list_batches(limit=1000)) == stored_before  # refused before it was stored
+    roomy = errors_api.sdk(errors_api.make_key("roomy", max_cost=5.0))  # the estimate: 1.03 USD (max_tokens 1024)
+    reply = roomy.chat.completions.create(model="priced", messages=[{"role": "user", "content": "fits"}])
+    assert reply.choices[0].message.content == "Mock reply to: fits"
