@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +33,16 @@ class Deployment:
     output_cost_per_token: float | None
     limit_key: str
     tpm_counts: str = "max_tokens"
+    # max_tokens sent when a request sets none, for providers that require it (Anthropic)
+    default_max_tokens: int = 1024
     max_budget: float | None = None
     budget_duration: str | None = None
     body_defaults: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, Secret] = field(default_factory=dict)
+    # Azure OpenAI: the API version asked for (None: the adapter's default) and an Entra ID
+    # token sent instead of an api-key
+    api_version: str | None = None
+    azure_ad_token: Secret | None = None
     mock_latency_ms: float = 0.0
     mock_latency_jitter_ms: float = 0.0
     mock_response: str | None = None
@@ -87,6 +94,22 @@ def _api_base(value: str | None, where: str) -> str | None:
         raise DeploymentProblem(where, f"{exc}{source}") from None
 
 
+def _api_base_from_environment(variable: str | None, where: str) -> str | None:
+    """The provider's usual variable (AZURE_API_BASE) when the config gives no api_base."""
+    if not variable or not os.environ.get(variable):
+        return None
+    return _api_base(f"{ENV_PREFIX}{variable}", where)
+
+
+def _azure_ad_token(value: str | None, where: str) -> Secret | None:
+    if not value:
+        return None
+    if value.startswith("oidc/"):
+        raise DeploymentProblem(where, "oidc/ token references are not supported; give the token "
+                                       "itself as os.environ/NAME")
+    return Secret(value, where)
+
+
 def _unsupported(provider: str, where: str) -> DeploymentProblem:
     hint = NOT_YET_SUPPORTED_HINTS.get(provider) or (
         "any OpenAI-compatible endpoint works as openai/<model> with its api_base"
@@ -103,7 +126,10 @@ def supported_prefixes_note(problems: list[DeploymentProblem]) -> str:
     return f"\n  (supported provider prefixes: {', '.join(sorted(PROVIDERS))})"
 
 
-def build_deployment(entry: DeploymentConfig, index: int, default_timeout: float, deployment_id: str) -> Deployment:
+def build_deployment(
+    entry: DeploymentConfig, index: int, default_timeout: float, deployment_id: str,
+    default_max_tokens: int = 1024,
+) -> Deployment:
     """One model_list entry as a Deployment; DeploymentProblem says why it cannot be served."""
     params = entry.litellm_params
     where = f"model_list[{index}].litellm_params"
@@ -118,9 +144,14 @@ def build_deployment(entry: DeploymentConfig, index: int, default_timeout: float
         raise _unsupported(params.provider, where)
     if not params.provider_model:
         raise DeploymentProblem(f"{where}.model", f"'{params.model}' names no model after the provider prefix")
-    api_base = _api_base(params.api_base, f"{where}.api_base") or spec.default_api_base
-    if spec.adapter == "openai" and not api_base:
-        raise DeploymentProblem(f"{where}.api_base", f"required for provider '{params.provider}'")
+    api_base = (
+        _api_base(params.api_base, f"{where}.api_base")
+        or _api_base_from_environment(spec.base_env, f"{where}.api_base")
+        or spec.default_api_base
+    )
+    if spec.adapter in ("openai", "azure") and not api_base:
+        also = f" (or set {spec.base_env})" if spec.base_env else ""
+        raise DeploymentProblem(f"{where}.api_base", f"required for provider '{params.provider}'{also}")
     api_key = None
     if params.api_key:
         api_key = Secret(params.api_key, f"{where}.api_key")
@@ -143,6 +174,7 @@ def build_deployment(entry: DeploymentConfig, index: int, default_timeout: float
         output_cost_per_token=params.output_cost_per_token,
         limit_key=params.limit_group or deployment_id,
         tpm_counts=params.tpm_counts,
+        default_max_tokens=default_max_tokens,
         max_budget=params.max_budget,
         budget_duration=params.budget_duration or ("30d" if params.max_budget else None),
         body_defaults=params.body_defaults(),
@@ -150,6 +182,8 @@ def build_deployment(entry: DeploymentConfig, index: int, default_timeout: float
             name: Secret(value, f"{where}.extra_headers.{name}", _looks_secret(name))
             for name, value in (params.extra_headers or {}).items()
         },
+        api_version=params.api_version,
+        azure_ad_token=_azure_ad_token(params.azure_ad_token, f"{where}.azure_ad_token"),
         mock_latency_ms=params.mock_latency_ms,
         mock_latency_jitter_ms=params.mock_latency_jitter_ms,
         mock_response=params.mock_response,
@@ -184,7 +218,10 @@ def build_deployments(config: DispatcherConfig) -> Deployments:
             problems.append(f"model_list[{index}]: deployment id '{deployment_id}' is used twice")
             continue
         try:
-            deployment = build_deployment(entry, index, config.router_settings.timeout, deployment_id)
+            deployment = build_deployment(
+                entry, index, config.router_settings.timeout, deployment_id,
+                config.dispatcher_settings.default_max_tokens,
+            )
         except DeploymentProblem as problem:
             problems.append(str(problem))
             unbuildable.append(problem)

@@ -19,22 +19,70 @@ from dispatcher.providers.base import Usage
 class Price:
     input_per_token: float
     output_per_token: float
-    cached_input_per_token: float | None = None
+    cached_input_per_token: float | None = None  # prompt-cache reads
+    cache_write_per_token: float | None = None  # prompt-cache writes (Anthropic)
 
     def cost(self, usage: Usage) -> float:
-        cached = usage.cached_tokens or 0
-        if self.cached_input_per_token is None:
-            cached = 0
-        uncached_prompt = max(0, usage.prompt_tokens - cached)
+        """Prompt tokens read from or written to the cache at their own prices (when known,
+        else at the input price), the rest of the prompt at the input price."""
+        cached = usage.cached_tokens or 0 if self.cached_input_per_token is not None else 0
+        written = usage.cache_creation_tokens or 0 if self.cache_write_per_token is not None else 0
+        uncached_prompt = max(0, usage.prompt_tokens - cached - written)
         total = uncached_prompt * self.input_per_token + usage.completion_tokens * self.output_per_token
         if cached:
             total += cached * (self.cached_input_per_token or 0.0)
+        if written:
+            total += written * (self.cache_write_per_token or 0.0)
         return total
+
+
+# Claude list prices in USD per million tokens: (input, 5-minute cache write, cache read,
+# output). Checked 2026-11-30 against Anthropic's pricing page
+# (https://platform.claude.com/docs/en/about-claude/pricing) and, for Opus 5.5, Sonnet 5.5 and
+# Sonnet 5, their model pages (https://platform.claude.com/docs/en/models/<model>/overview);
+# Sonnet 5.5's cache read is the $0.10 it was cut to on 2026-10-07. Standard tier only: 1-hour
+# cache writes (2x input), batch (half price), long-context and regional (inference_geo) rates
+# are not modelled. Claude Haiku 5.5 is left out: its price depends on each prompt's length
+# (up to 100k tokens, or more), so set input_cost_per_token / output_cost_per_token for it.
+CLAUDE_PRICES_PER_MTOK: dict[str, tuple[float, float, float, float]] = {
+    "claude-fable-5-1": (10.0, 12.5, 0.25, 50.0),
+    "claude-mythos-5-1": (10.0, 12.5, 0.25, 50.0),
+    "claude-fable-5": (10.0, 12.5, 1.0, 50.0),
+    "claude-mythos-5": (10.0, 12.5, 1.0, 50.0),
+    "claude-opus-5-5": (4.0, 5.0, 0.20, 20.0),
+    "claude-opus-5": (5.0, 6.25, 0.50, 25.0),
+    "claude-opus-4-8": (5.0, 6.25, 0.50, 25.0),
+    "claude-opus-4-7": (5.0, 6.25, 0.50, 25.0),
+    "claude-opus-4-6": (5.0, 6.25, 0.50, 25.0),
+    "claude-opus-4-5": (5.0, 6.25, 0.50, 25.0),
+    "claude-opus-4-1": (15.0, 18.75, 1.50, 75.0),
+    "claude-opus-4": (15.0, 18.75, 1.50, 75.0),
+    "claude-opus-4-0": (15.0, 18.75, 1.50, 75.0),
+    "claude-sonnet-5-5": (2.0, 2.5, 0.10, 10.0),
+    "claude-sonnet-5": (2.0, 2.5, 0.20, 10.0),
+    "claude-sonnet-4-6": (3.0, 3.75, 0.30, 15.0),
+    "claude-sonnet-4-5": (3.0, 3.75, 0.30, 15.0),
+    "claude-sonnet-4": (3.0, 3.75, 0.30, 15.0),
+    "claude-sonnet-4-0": (3.0, 3.75, 0.30, 15.0),
+    "claude-3-7-sonnet": (3.0, 3.75, 0.30, 15.0),
+    "claude-3-5-sonnet": (3.0, 3.75, 0.30, 15.0),
+    "claude-haiku-4-5": (1.0, 1.25, 0.10, 5.0),
+    "claude-3-5-haiku": (0.80, 1.0, 0.08, 4.0),
+    "claude-3-opus": (15.0, 18.75, 1.50, 75.0),
+    "claude-3-haiku": (0.25, 0.30, 0.03, 1.25),
+}
+
+
+def _claude_prices() -> dict[str, Price]:
+    return {
+        name: Price(input_ / 1e6, output / 1e6, read / 1e6, write / 1e6)
+        for name, (input_, write, read, output) in CLAUDE_PRICES_PER_MTOK.items()
+    }
 
 
 @lru_cache(maxsize=1)
 def price_table() -> dict[str, Price]:
-    """Model name -> price, from ``dispatcher/data/prices.json``."""
+    """Model name -> price, from ``dispatcher/data/prices.json`` and the Claude prices above."""
     raw = json.loads(resources.files("dispatcher.data").joinpath("prices.json").read_text())
     table = {}
     for name, entry in raw["models"].items():
@@ -42,7 +90,9 @@ def price_table() -> dict[str, Price]:
             entry["input_cost_per_token"],
             entry["output_cost_per_token"],
             entry.get("cache_read_input_token_cost"),
+            entry.get("cache_creation_input_token_cost"),
         )
+    table.update(_claude_prices())
     return table
 
 
@@ -68,8 +118,11 @@ def price_for(deployment: Deployment) -> Price | None:
     output_price = given_out if given_out is not None else (table.output_per_token if table else None)
     if input_price is None or output_price is None:
         return None
+    # Cache prices follow the table's input price; a configured input price stands for all
+    # prompt tokens.
     cached = table.cached_input_per_token if table and given_in is None else None
-    return Price(input_price, output_price, cached)
+    written = table.cache_write_per_token if table and given_in is None else None
+    return Price(input_price, output_price, cached, written)
 
 
 def table_price(provider: str, model: str) -> Price | None:

@@ -119,3 +119,45 @@ def test_a_suffix_never_lends_another_family_its_price():
 
 def test_bare_model_name_in_config_is_priced_as_openai():
     assert price_for(_deployment("gpt-3.5-turbo-0125")) == price_table()["gpt-3.5-turbo"]
+
+
+def test_claude_cache_writes_and_reads_have_their_own_prices():
+    price = price_for(_deployment("anthropic/claude-sonnet-4-5-20250929"))
+    assert price == Price(3e-6, 1.5e-5, cached_input_per_token=3e-7, cache_write_per_token=3.75e-6)
+    # prompt_tokens counts fresh input (200), cache reads (5000) and cache writes (1000)
+    usage = Usage(prompt_tokens=6200, completion_tokens=100, total_tokens=6300, cached_tokens=5000,
+                  cache_creation_tokens=1000)
+    assert price.cost(usage) == pytest.approx(200 * 3e-6 + 5000 * 3e-7 + 1000 * 3.75e-6 + 100 * 1.5e-5)
+
+
+def test_cache_writes_without_a_write_price_pay_the_input_price():
+    price = Price(input_per_token=2e-6, output_per_token=8e-6, cached_input_per_token=5e-7)
+    usage = Usage(prompt_tokens=1000, completion_tokens=0, total_tokens=1000, cached_tokens=600,
+                  cache_creation_tokens=300)
+    assert price.cost(usage) == pytest.approx(400 * 2e-6 + 600 * 5e-7)
+
+
+@pytest.mark.parametrize("model, per_mtok", [
+    ("claude-opus-4-5-20251101", (5.0, 6.25, 0.5, 25.0)),
+    ("claude-opus-4-20250514", (15.0, 18.75, 1.5, 75.0)),
+    ("claude-haiku-4-5-20251001", (1.0, 1.25, 0.1, 5.0)),
+    ("claude-3-5-haiku-20241022", (0.8, 1.0, 0.08, 4.0)),
+    ("claude-opus-5-5", (4.0, 5.0, 0.2, 20.0)),
+    ("claude-sonnet-5", (2.0, 2.5, 0.2, 10.0)),
+])
+def test_claude_prices_by_model(model, per_mtok):
+    price = table_price("anthropic", model)
+    input_, write, read, output = (value / 1e6 for value in per_mtok)
+    assert price.input_per_token == pytest.approx(input_)
+    assert price.cache_write_per_token == pytest.approx(write)
+    assert price.cached_input_per_token == pytest.approx(read)
+    assert price.output_per_token == pytest.approx(output)
+
+
+def test_claude_with_configured_input_price_has_no_table_cache_prices():
+    price = price_for(_deployment("anthropic/claude-sonnet-4-5", input_cost_per_token=1e-6))
+    assert price == Price(1e-6, 1.5e-5)
+
+
+def test_openai_prices_have_no_cache_write_price():
+    assert all(price_table()[name].cache_write_per_token is None for name in ("gpt-4o", "gpt-4o-mini"))

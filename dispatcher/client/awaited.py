@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import sqlalchemy as sa
 
@@ -79,11 +79,13 @@ class AwaitedRequest:
 def prepare_awaited(
     body: dict[str, Any], *, groups: list[str], settings: DispatcherSettings, priority: int,
     owner: str | None = None, max_cost: float | None = None, name: str = AWAITED_NAME,
+    request_checks: Mapping[str, Callable[[dict], str | None]] | None = None,
 ) -> AwaitedRequest:
     """Validate a chat-completions body (with its ``model``) as a batch line would be;
     raises InputError naming the problem."""
     validator = LineValidator(
         known_groups=groups, default_group=None, default_max_tokens=settings.default_max_tokens,
+        request_checks=request_checks,
     )
     line = {"custom_id": CUSTOM_ID, "method": "POST", "url": "/v1/chat/completions", "body": body}
     spec = validator.validate(1, line)
@@ -170,6 +172,7 @@ class AwaitedMethods:
     settings: DispatcherSettings
     backends: "Backends"
     messaging: "Messaging"
+    request_checks: Mapping[str, Callable[[dict], str | None]]
 
     def prepare_completion(
         self, body: dict[str, Any], *, priority: int, owner: str | None = None,
@@ -178,7 +181,8 @@ class AwaitedMethods:
         """A chat-completions body (naming its model group) checked and ready to store;
         raises InputError naming the problem. The caller applies its key's limits."""
         return prepare_awaited(body, groups=self.deployments.groups, settings=self.settings,
-                               priority=priority, owner=owner, max_cost=max_cost)
+                               priority=priority, owner=owner, max_cost=max_cost,
+                               request_checks=self.request_checks)
 
     def store_completions(self, requests: list[AwaitedRequest]) -> None:
         """Store these requests in one transaction and wake workers at once."""

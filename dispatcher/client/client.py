@@ -136,6 +136,13 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
         # Built on first use: `db upgrade` needs no provider (nor its api_base variables).
         return build_deployments(self.config)
 
+    @cached_property
+    def request_checks(self) -> dict[str, Callable[[dict], str | None]]:
+        """Per model group, what its adapters cannot send (submit refuses such lines at once)."""
+        from dispatcher.providers.provider_set import request_checks  # httpx: not for `status`
+
+        return request_checks(self.deployments)
+
     @property
     def database(self) -> Database:
         if self._database is None:
@@ -221,6 +228,7 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
             owner=owner,
             input_file_id=input_file_id,
             max_priority=max_priority,
+            request_checks=self.request_checks,
         )
 
     def status(self, batch_id: str, *, owner: str | None = None) -> BatchInfo:
@@ -347,6 +355,7 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
             options = client_keys.options_under_key(options, key, self.settings.default_priority)
         awaited = prepare_awaited(
             {**body, "model": group}, groups=groups, settings=self.settings, name="complete", owner=owner,
+            request_checks=self.request_checks,
             priority=self.settings.default_priority if options.priority is None else options.priority,
             max_cost=options.max_cost,
         )

@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import orjson
 import sqlalchemy as sa
@@ -85,6 +85,7 @@ def submit(
     owner: str | None = None,
     input_file_id: str | None = None,
     max_priority: int | None = None,
+    request_checks: Mapping[str, Callable[[dict], str | None]] | None = None,
 ) -> SubmitResult:
     """Validate, store and enqueue one batch; raises InputError listing the first bad lines.
 
@@ -107,6 +108,7 @@ def submit(
         known_groups=groups,
         default_group=default_group(options.model, settings.default_model, groups),
         default_max_tokens=settings.default_max_tokens,
+        request_checks=request_checks,
     )
     with tempfile.TemporaryFile(prefix="llmd-spool-") as spool:
         counts = _validate_into_spool(source, validator, spool, options.skip_invalid, max_priority)

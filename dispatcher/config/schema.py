@@ -7,6 +7,7 @@ LiteLLM proxy compatible: ``model_list`` entries (``model_name``, ``litellm_para
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Annotated, Any, Literal
 
@@ -43,6 +44,10 @@ class LiteLLMParams(BaseModel):
     )
     api_base: str | None = None
     api_key: str | None = Field(default=None, description="literal key or os.environ/NAME")
+    # Azure OpenAI (azure/...): the REST API version ("v1": the v1 surface), and a Microsoft
+    # Entra ID token sent as Bearer instead of an api-key (literal or os.environ/NAME).
+    api_version: str | None = None
+    azure_ad_token: str | None = None
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None
     weight: PositiveFloat | None = None
@@ -63,6 +68,12 @@ class LiteLLMParams(BaseModel):
     mock_latency_ms: NonNegativeFloat = 0.0
     mock_latency_jitter_ms: NonNegativeFloat = 0.0
     mock_response: str | None = None
+
+    @field_validator("api_version", mode="before")
+    @classmethod
+    def _api_version_written_as_a_date(cls, value: Any) -> Any:
+        # YAML reads an unquoted api_version: 2024-10-21 as a date
+        return value.isoformat() if isinstance(value, datetime.date) else value
 
     @field_validator("budget_duration")
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import Any, Collection
+from typing import Any, Callable, Collection, Mapping
 
 import orjson
 
@@ -92,8 +92,12 @@ class LineValidator:
         known_groups: Collection[str],
         default_group: str | None,
         default_max_tokens: int,
+        request_checks: Mapping[str, Callable[[dict], str | None]] | None = None,
     ):
+        """``request_checks``: per model group, what its deployments' adapters cannot send (an
+        Anthropic group refuses fields the Messages API has no place for): the problem or None."""
         self._groups = set(known_groups)
+        self._request_checks = request_checks or {}
         self._default_group = default_group
         self._default_max_tokens = default_max_tokens
         self._seen_ids: dict[str, int] = {}
@@ -175,6 +179,10 @@ class LineValidator:
                 f"unknown model group '{group}'; the config defines: {', '.join(sorted(self._groups))}",
                 "body.model",
             )
+        check = self._request_checks.get(group)
+        if check is not None and (problem := check(body)):
+            # Refused now, not by the provider an hour into the batch.
+            raise _Refused("invalid_request", problem, problem.split(":", 1)[0])
         try:
             compact = orjson.dumps(body).decode()
         except orjson.JSONEncodeError as exc:  # dicts from the Python API: sets, bytes, cycles...

@@ -8,12 +8,18 @@ from typing import Any, Protocol
 
 @dataclass(slots=True)
 class Usage:
-    """Tokens the provider billed for one call."""
+    """Tokens the provider billed for one call.
+
+    ``prompt_tokens`` counts every prompt token; of them, ``cached_tokens`` were read from the
+    provider's prompt cache and ``cache_creation_tokens`` written to it (Anthropic bills writes
+    above the input price; OpenAI reports none).
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
     cached_tokens: int | None = None
+    cache_creation_tokens: int | None = None
 
     @classmethod
     def from_openai(cls, usage: dict[str, Any] | None) -> "Usage | None":
@@ -24,7 +30,13 @@ class Usage:
         total = int(usage.get("total_tokens") or (prompt + completion))
         details = usage.get("prompt_tokens_details") or {}
         cached = details.get("cached_tokens") if isinstance(details, dict) else None
-        return cls(prompt, completion, total, int(cached) if cached is not None else None)
+        # LiteLLM's field for prompt-cache writes, which the Anthropic adapter also writes
+        written = usage.get("cache_creation_input_tokens")
+        return cls(
+            prompt, completion, total,
+            int(cached) if cached is not None else None,
+            int(written) if written is not None else None,
+        )
 
 
 @dataclass(slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from dispatcher.deployments import Deployment, Deployments
 from dispatcher.providers.base import Provider
 from dispatcher.providers.http import EndpointPool
@@ -27,6 +29,18 @@ class ProviderSet:
         pool = self._pools.get(base)
         if pool is None:
             pool = self._pools[base] = EndpointPool(max_in_flight)
+        if deployment.adapter == "anthropic":
+            from dispatcher.providers.anthropic.adapter import AnthropicProvider
+
+            return AnthropicProvider(deployment, pool)
+        if deployment.adapter == "azure":
+            from dispatcher.providers.azure.adapter import azure_provider
+
+            return azure_provider(deployment, pool)
+        if deployment.adapter == "gemini":
+            from dispatcher.providers.gemini.adapter import gemini_provider
+
+            return gemini_provider(deployment, pool)
         return OpenAICompatibleProvider(deployment, pool)
 
     def get(self, deployment_id: str) -> Provider:
@@ -35,3 +49,33 @@ class ProviderSet:
     async def aclose(self) -> None:
         for pool in self._pools.values():
             await pool.aclose()
+
+
+RequestCheck = Callable[[dict[str, Any]], "str | None"]
+
+
+def request_checks(deployments: Deployments) -> dict[str, RequestCheck]:
+    """Submit-time checks of a request body, for the model groups served by an adapter that
+    translates requests (Anthropic): group -> check(body) returning the problem or None.
+
+    A group absent from the result takes any body its OpenAI-compatible endpoints take.
+    """
+    from dispatcher.providers.anthropic.request import request_problem
+
+    checks: dict[str, RequestCheck] = {}
+    for group, members in deployments.by_group.items():
+        translated = [d for d in members if d.adapter == "anthropic"]
+        if translated:
+            checks[group] = _first_problem(translated, request_problem)
+    return checks
+
+
+def _first_problem(members: list[Deployment], problem_of: RequestCheck) -> RequestCheck:
+    def check(body: dict[str, Any]) -> str | None:
+        for deployment in members:
+            problem = problem_of({**deployment.body_defaults, **body} if deployment.body_defaults else body)
+            if problem is not None:
+                return f"{problem} (model group served by {deployment.provider}/{deployment.provider_model})"
+        return None
+
+    return check

@@ -1,6 +1,7 @@
 """Which adapter serves a ``<provider>/`` prefix, with that provider's usual endpoint and key.
 
-All of these but ``mock`` speak the OpenAI chat-completions protocol. Adding a provider with its
+Most speak the OpenAI chat-completions protocol; ``anthropic`` (Messages API) and ``mock`` have
+adapters of their own. Adding a provider with its
 own protocol is one adapter module plus one line here.
 """
 
@@ -11,9 +12,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class ProviderSpec:
-    adapter: str  # "openai" or "mock"
+    adapter: str  # "openai", "azure", "gemini", "anthropic" or "mock": which adapter ProviderSet builds
     default_api_base: str | None
     key_env: str | None  # environment variable read when the config gives no api_key
+    base_env: str | None = None  # environment variable read when the config gives no api_base
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
@@ -31,6 +33,13 @@ PROVIDERS: dict[str, ProviderSpec] = {
     ),
     "xai": ProviderSpec("openai", "https://api.x.ai/v1", "XAI_API_KEY"),
     "hosted_vllm": ProviderSpec("openai", None, None),
+    # Azure's keys (api-key header or Entra ID token) are chosen per call by
+    # providers/azure/credentials.py, so no key_env here.
+    "azure": ProviderSpec("azure", None, None, base_env="AZURE_API_BASE"),
+    "gemini": ProviderSpec(
+        "gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY"
+    ),
+    "anthropic": ProviderSpec("anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
     "mock": ProviderSpec("mock", None, None),
 }
 

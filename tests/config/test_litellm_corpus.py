@@ -20,11 +20,12 @@ CORPUS = Path(__file__).parent / "litellm_corpus"
 
 # file -> {group: number of deployments that run}
 LOADS = {
-    "proxy_server.yaml": {"gpt-35-end-user": 1, "gpt-3.5-turbo-large": 1, "fake-endpoint": 1},
+    "proxy_server.yaml": {"gpt-35-end-user": 2, "gpt-3.5-turbo": 1, "gpt-3.5-turbo-large": 1, "fake-endpoint": 1},
+    "azure_only.yaml": {"gpt-4-team1": 1, "gpt-4-team2": 1},
     "batch_misc.yaml": {"gpt-5-mini-end-user": 1},
     "vertex_gemini.yaml": {"fake-azure-endpoint": 1},
     "guardrails_tags.yaml": {"fake-openai-endpoint": 2, "llava-hf": 1},
-    "anthropic_passthrough.yaml": {"fake-openai-endpoint": 1},
+    "anthropic_passthrough.yaml": {"fake-openai-endpoint": 1, "claude-sonnet": 1, "claude-haiku-alias": 1},
     "load_balancer.yaml": {"gpt-3.5-turbo": 3},
     "env_api_base.yaml": {"gpt-4": 1},
     "openai_compatible_vendors.yaml": {"llama-fast": 1, "deepseek": 1},
@@ -33,8 +34,6 @@ LOADS = {
 }
 # file -> what the one error names
 FAILS = {
-    "azure_only.yaml": ["model_list[0].litellm_params.model: provider 'azure'",
-                        "model_list[1].litellm_params.model: provider 'azure'"],
     "ollama_aliases.yaml": ["model_list[0]", "model_list[1]", "model_list[2]", "provider 'ollama'",
                             "http://localhost:11434/v1"],
 }
@@ -76,11 +75,12 @@ def test_skipped_deployments_are_named_in_one_warning(caplog):
     caplog.set_level(logging.WARNING)
     load_config(CORPUS / "proxy_server.yaml")
     [skipped] = [r.getMessage() for r in caplog.records if "entries skipped" in r.getMessage()]
-    assert "7 of 10 model_list entries skipped" in skipped
-    for index, provider in ((1, "azure"), (2, "azure"), (4, "sagemaker"), (5, "azure"), (9, "text-completion-openai")):
+    assert "5 of 10 model_list entries skipped" in skipped
+    for index, provider in ((4, "sagemaker"), (9, "text-completion-openai")):
         assert f"model_list[{index}].litellm_params.model: provider '{provider}' is not supported" in skipped
+    assert "model_list[5].litellm_params.model: 'azure/' names no model after the provider prefix" in skipped
     assert "model_list[7]: wildcard routing" in skipped and "model_list[8]: wildcard routing" in skipped
-    assert skipped.count("supported provider prefixes: dashscope, deepseek") == 1
+    assert skipped.count("(supported provider prefixes: ") == 1 and "azure, dashscope, deepseek" in skipped
 
 
 def test_litellm_only_sections_and_keys_are_named_not_refused(caplog):
@@ -110,7 +110,7 @@ def test_fallbacks_to_skipped_groups_are_dropped_with_a_warning(caplog):
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "router_settings.fallbacks[1].llama-fast 'sf-deepseek' (its deployments were skipped)" in text
     config, _ = load_config(CORPUS / "proxy_server.yaml")
-    assert config.router_settings.context_window_fallbacks == []
+    assert config.router_settings.context_window_fallbacks == [{"gpt-3.5-turbo": ["gpt-3.5-turbo-large"]}]
     assert (config.router_settings.num_retries, config.router_settings.timeout) == (5, 600)
 
 

@@ -286,10 +286,10 @@ def test_explicit_env_key_resolves_at_call_time(monkeypatch):
 
 def test_unsupported_provider():
     with pytest.raises(ConfigError) as info:
-        _deployments(_entry("a", "azure/gpt-4o"))
+        _deployments(_entry("a", "bedrock/anthropic.claude-3-haiku"))
     message = str(info.value)
     assert "model_list[0].litellm_params.model" in message
-    assert "'azure'" in message
+    assert "'bedrock'" in message
     assert "openai" in message  # lists the supported prefixes
 
 

@@ -60,7 +60,7 @@ def test_worker_fleet_starts_and_serves_despite_a_broken_deployment(
     config = write_config(
         [("chat", openai_deployment(mock_provider)),
          ("broken", {"model": "openai/x", "api_base": "os.environ/LLMD_TEST_HUGE_BASE"}),
-         ("azure", {"model": "azure/gpt-4o", "api_base": "https://r.openai.azure.com/"})],
+         ("vertex", {"model": "vertex_ai/gemini-1.5-pro", "vertex_project": "p"})],
         settings={"database_url": f"sqlite:///{tmp_path / 'w.db'}", "redis_url": redis_server,
                   "namespace": redis_namespace},
     )
@@ -79,14 +79,14 @@ def test_worker_fleet_starts_and_serves_despite_a_broken_deployment(
 
 
 def test_litellm_proxy_config_runs_as_it_is(tmp_path, mock_provider):
-    """A proxy-style file: bare names, azure/bedrock beside an openai group, LiteLLM sections."""
+    """A proxy-style file: bare names, vertex_ai/bedrock beside an openai group, LiteLLM sections."""
     config = tmp_path / "proxy.yaml"
     config.write_text(f"""
 model_list:
   - model_name: chat
     litellm_params: {{model: openai/mock-gpt, api_base: "{mock_provider.base_url}", api_key: sk-test-key-0000}}
   - model_name: chat
-    litellm_params: {{model: azure/chat, api_base: https://r.openai.azure.com/, api_version: "2024-02-01"}}
+    litellm_params: {{model: vertex_ai/gemini-1.5-pro, vertex_project: my-project}}
   - model_name: claude
     litellm_params: {{model: bedrock/anthropic.claude-3-haiku, aws_region_name: us-east-1}}
   - model_name: "*"

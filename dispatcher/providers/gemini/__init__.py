@@ -1,0 +1,1 @@
+"""Gemini (``gemini/<model>``) through Google's OpenAI-compatible endpoint."""
