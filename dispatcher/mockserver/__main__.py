@@ -24,7 +24,7 @@ SHUTDOWN_GRACE_S = 1.0
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dispatcher.mockserver",
-        description="OpenAI-compatible mock LLM provider for tests and benchmarks.",
+        description="Mock LLM provider (OpenAI, Azure OpenAI and Anthropic APIs) for tests and benchmarks.",
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1")
@@ -32,14 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     add("--port-file", help="write the bound port here once listening (atomically)")
     add("--latency-ms", type=float, default=0.0, help="added before each admitted answer")
     add("--jitter-ms", type=float, default=0.0, help="latency is uniform in latency +- jitter")
-    add("--api-key", help="require 'Authorization: Bearer KEY' (401 otherwise)")
+    add("--api-key", help="require this key (Bearer; Azure api-key; Anthropic x-api-key), 401 otherwise")
     add("--rpm", type=int, help="requests admitted per sliding window")
     add("--tpm", type=int, help="tokens (prompt + max_tokens) admitted per sliding window")
+    add("--itpm", type=int, help="input tokens admitted per sliding window (cache reads excluded)")
+    add("--otpm", type=int, help="output tokens per sliding window (max_tokens while in flight)")
     add("--window-s", type=float, default=60.0, help="length of the sliding window (default 60)")
     add("--error-rate", type=float, default=0.0, help="fraction of admitted requests answered 500")
+    add("--overload-rate", type=float, default=0.0,
+        help="fraction of admitted requests answered overloaded (Anthropic 529, OpenAI/Azure 503)")
     add("--hang-rate", type=float, default=0.0, help="fraction of admitted requests that hang")
     add("--hang-s", type=float, default=3600.0, help="how long a hang lasts (default 3600)")
-    add("--seed", type=int, help="seed of the error, hang and jitter draws")
+    add("--seed", type=int, help="seed of the error, overload, hang and jitter draws")
     add("--verbose", action="store_true", help="log every request")
     add("--prompt-token-scale", type=float, default=1.0,
         help="bill prompts at this multiple of the dispatcher's estimate (another tokenizer)")
