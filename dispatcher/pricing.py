@@ -73,6 +73,19 @@ CLAUDE_PRICES_PER_MTOK: dict[str, tuple[float, float, float, float]] = {
 }
 
 
+# Embedding models in USD per million input tokens; they bill no output. Standard tier (the
+# Batch APIs halve them, not modelled). OpenAI: https://platform.openai.com/docs/pricing
+# (embeddings table); Gemini: https://ai.google.dev/gemini-api/docs/pricing. Checked
+# 2026-11-30 against secondary trackers quoting those pages in April-May 2026 (the vendors'
+# pages were not reachable from here): re-check when they matter.
+EMBEDDING_PRICES_PER_MTOK: dict[str, float] = {
+    "text-embedding-3-small": 0.02,
+    "text-embedding-3-large": 0.13,
+    "text-embedding-ada-002": 0.10,
+    "gemini-embedding-001": 0.15,
+}
+
+
 def _claude_prices() -> dict[str, Price]:
     return {
         name: Price(input_ / 1e6, output / 1e6, read / 1e6, write / 1e6)
@@ -82,7 +95,8 @@ def _claude_prices() -> dict[str, Price]:
 
 @lru_cache(maxsize=1)
 def price_table() -> dict[str, Price]:
-    """Model name -> price, from ``dispatcher/data/prices.json`` and the Claude prices above."""
+    """Model name -> price, from ``dispatcher/data/prices.json`` and the Claude and embedding
+    prices above."""
     raw = json.loads(resources.files("dispatcher.data").joinpath("prices.json").read_text())
     table = {}
     for name, entry in raw["models"].items():
@@ -93,6 +107,7 @@ def price_table() -> dict[str, Price]:
             entry.get("cache_creation_input_token_cost"),
         )
     table.update(_claude_prices())
+    table.update({name: Price(per_mtok / 1e6, 0.0) for name, per_mtok in EMBEDDING_PRICES_PER_MTOK.items()})
     return table
 
 

@@ -1,5 +1,5 @@
-"""The check that a batch input file asks only for what the key may use, before anything is
-stored.
+"""The checks of a batch input file made before anything is stored: its lines call the batch's
+``endpoint``, and ask only for what the key may use.
 
 ``Client.submit`` with ``owner`` applies the key's limits to the batch's own options (a
 ``ForbiddenForKey``, answered 403) and refuses lines beyond them as invalid lines, which would
@@ -15,7 +15,32 @@ import orjson
 
 from dispatcher.api.auth import Caller
 from dispatcher.intake.reader import iter_lines
+from dispatcher.intake.validate import CHAT_COMPLETIONS, endpoint_of_url
 from dispatcher.priority import parse_priority
+
+
+def other_endpoint(source: BinaryIO, endpoint: str) -> str | None:
+    """The problem if the file's lines call another endpoint than the batch's, else None.
+
+    Only the first request line is read: submit makes every line use that line's url (as
+    OpenAI does) and refuses the others by line number. Lines that are not JSON objects, or
+    whose url is not served, are left to submit too.
+    """
+    for line_no, raw in iter_lines(source):
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        batch_form = {"url", "body", "method"} & data.keys()
+        url = data.get("url", CHAT_COMPLETIONS) if batch_form else CHAT_COMPLETIONS
+        called = endpoint_of_url(url)
+        if called is None or called == endpoint:
+            return None
+        return (f"line {line_no}: url {url} calls {called}, not the batch's endpoint {endpoint}; "
+                "every line of a batch must use its endpoint")
+    return None
 
 
 def forbidden_request(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher.api.auth import Caller, authenticated
-from dispatcher.api.batch_input import forbidden_request
+from dispatcher.api.batch_input import forbidden_request, other_endpoint
 from dispatcher.api.batch_objects import batch_object
 from dispatcher.api.errors import ApiError
 from dispatcher.api.pagination import cursor_page
@@ -22,11 +22,10 @@ from dispatcher.client.batch_info import BatchInfo
 from dispatcher.client.submit import default_group
 from dispatcher.durations import parse_duration
 from dispatcher.errors import InputError, NotFoundError
+from dispatcher.intake.validate import SERVED_ENDPOINTS
 from dispatcher.store.tables import BatchStatus
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
-
-SERVED_ENDPOINTS = ("/v1/chat/completions",)
 
 
 class BatchCreate(BaseModel):
@@ -84,6 +83,10 @@ def _create(client, caller: Caller, body: BatchCreate, priority: int) -> BatchIn
         raise ApiError(400, f"file {file.id} has purpose '{file.purpose}'; a batch needs a file uploaded "
                        "with purpose=batch", param="input_file_id", code="invalid_file_purpose")
     groups = client.deployments.groups
+    with client.open_file(file.id, owner=caller.list_owner) as source:
+        mismatch = other_endpoint(source, body.endpoint)
+    if mismatch is not None:
+        raise ApiError(400, mismatch, param="endpoint", code="endpoint_mismatch")
     with client.open_file(file.id, owner=caller.list_owner) as source:
         found = forbidden_request(
             source, caller, groups=set(groups),

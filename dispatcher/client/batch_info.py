@@ -49,6 +49,7 @@ class BatchInfo:
     owner: str | None = None  # the API key id that submitted it; None: direct access or the admin
     input_file_id: str | None = None  # the uploaded file it was made from
     budget_exceeded_at: float | None = None  # when spending reached max_cost (unstarted jobs cancelled)
+    endpoint: str = "/v1/chat/completions"  # the url of every line (or /v1/embeddings)
 
     @classmethod
     def from_row(cls, row: Row) -> "BatchInfo":
@@ -88,6 +89,7 @@ class BatchInfo:
             owner=row.owner,
             input_file_id=row.input_file_id,
             budget_exceeded_at=row.budget_exceeded_at,
+            endpoint=row.endpoint,
         )
 
     @property
@@ -179,7 +181,7 @@ class BatchInfo:
         return {
             "id": self.id,
             "object": "batch",
-            "endpoint": "/v1/chat/completions",
+            "endpoint": self.endpoint,
             "errors": self._openai_errors(),
             "input_file_id": self.input_file_id or self.input_file,
             "completion_window": self.completion_window,

@@ -32,7 +32,7 @@ from dispatcher.config.schema import DispatcherConfig
 from dispatcher.durations import parse_duration
 from dispatcher.errors import DispatcherError, InputError, ServiceUnavailableError, UsageError
 from dispatcher.intake.reader import Source, describe, iter_lines
-from dispatcher.intake.validate import JobSpec, LineValidator, Problem, invalid_line_text
+from dispatcher.intake.validate import CHAT_COMPLETIONS, JobSpec, LineValidator, Problem, invalid_line_text
 from dispatcher.scheduling.fair import BatchPositions
 from dispatcher.store import batches as batch_sql
 from dispatcher.store import jobs as job_sql
@@ -85,7 +85,8 @@ def submit(
     owner: str | None = None,
     input_file_id: str | None = None,
     max_priority: int | None = None,
-    request_checks: Mapping[str, Callable[[dict], str | None]] | None = None,
+    request_checks: Mapping[str, Callable[..., str | None]] | None = None,
+    endpoint: str | None = None,
 ) -> SubmitResult:
     """Validate, store and enqueue one batch; raises InputError listing the first bad lines.
 
@@ -93,6 +94,8 @@ def submit(
     while another submit is still storing it. ``owner`` (an API key id) owns the batch, and
     its idempotency keys are its own; ``max_priority`` refuses lines asking for a more urgent
     priority (an API key's limit). ``groups`` are the model groups lines may name.
+    ``endpoint``: the url every line must use (the HTTP API's batch ``endpoint``); without it
+    the first valid line's url is the batch's.
     """
     settings = config.dispatcher_settings
     check_options(options)
@@ -109,6 +112,7 @@ def submit(
         default_group=default_group(options.model, settings.default_model, groups),
         default_max_tokens=settings.default_max_tokens,
         request_checks=request_checks,
+        endpoint=endpoint,
     )
     with tempfile.TemporaryFile(prefix="llmd-spool-") as spool:
         counts = _validate_into_spool(source, validator, spool, options.skip_invalid, max_priority)
@@ -216,6 +220,7 @@ def _validate_into_spool(source: Source, validator: LineValidator, spool, skip_i
             record = [
                 "ok", line_no, result.custom_id, result.model_group, result.body,
                 result.priority, result.est_prompt_tokens, result.est_completion_tokens,
+                result.endpoint,
             ]
         else:
             counts.invalid += 1
@@ -291,6 +296,7 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
         id=batch_id,
         name=options.name,
         status=BatchStatus.VALIDATING,
+        endpoint=validator.endpoint or CHAT_COMPLETIONS,
         model=options.model,
         priority=priority,
         weight=options.weight,
@@ -382,16 +388,16 @@ def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: floa
             custom_id=record[2] if record[2] is not None else validator.generated_id(record[1]),
             fair_key=float(seq), claim=0, attempts=0, retries=0, not_before=not_before,
             expires_at=expires_at, cache_mode=options.cache_mode,
-            created_at=now, finished_at=None, error_code=None, error_message=None,
+            created_at=now, finished_at=None, error_code=None, error_message=None, endpoint=None,
         )
         if record[0] == "ok":
-            _, _, _, group, body, line_priority, est_prompt, est_completion = record
+            _, _, _, group, body, line_priority, est_prompt, est_completion, endpoint = record
             job_priority = priority if line_priority is None else line_priority
             row.update(
                 model_group=group, body=body, status=JobStatus.QUEUED,
                 priority=job_priority,
                 fair_key=positions.position(group, job_priority, seq),  # scheduling/fair.py
-                est_prompt_tokens=est_prompt, est_completion_tokens=est_completion,
+                est_prompt_tokens=est_prompt, est_completion_tokens=est_completion, endpoint=endpoint,
             )
         else:
             _, _, _, text, code, message = record

@@ -72,13 +72,14 @@ class JobRunner:
         self._prices = {}
 
     async def run(self, job: ClaimedJob, deployment: Deployment) -> Outcome:
-        """Call ``deployment`` for ``job``; the Outcome keeps the completion or error too."""
+        """Call ``deployment`` for ``job`` (its chat completion, or embeddings when the job's
+        endpoint says so); the Outcome keeps the completion or error too."""
         started_wall = self._clock()
         started = time.monotonic()
+        provider = self._providers.get(deployment.id)
+        call = provider.complete if job.endpoint is None else provider.embed  # None: chat
         try:
-            completion = await self._providers.get(deployment.id).complete(
-                request_body(job.body, deployment), deployment.timeout
-            )
+            completion = await call(request_body(job.body, deployment), deployment.timeout)
         except pe.ProviderError as error:
             ended = time.monotonic()
             latency_ms = (ended - started) * 1000

@@ -2,8 +2,11 @@
 
 Two line shapes are accepted:
 
-* OpenAI batch: ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``
-* short form: body fields at the top level, ``{"custom_id": .., "messages": [..], ..}``
+* OpenAI batch: ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``,
+  or ``"url": "/v1/embeddings"`` with an embeddings body (``intake/embeddings.py``)
+* short form: chat body fields at the top level, ``{"custom_id": .., "messages": [..], ..}``
+
+As OpenAI requires, every line of a batch uses one url: the batch's endpoint.
 
 Either may carry a top-level ``priority`` (0-9 or a name) overriding the batch's.
 """
@@ -16,13 +19,20 @@ from typing import Any, Callable, Collection, Mapping
 
 import orjson
 
+from dispatcher.intake.embeddings import embeddings_problem, estimate_input_tokens
 from dispatcher.intake.storable import MAX_DEPTH, NUL, find_unstorable, needs_check
 from dispatcher.priority import parse_priority
 from dispatcher.tokens import estimate_prompt_tokens, requested_completion_tokens
 
-SUPPORTED_URLS = ("/v1/chat/completions", "/chat/completions")
-EMBEDDINGS_URLS = ("/v1/embeddings", "/embeddings")
-NOT_EMBEDDINGS_YET = "embeddings are not supported yet; only chat completions can be submitted"
+CHAT_COMPLETIONS = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+#: the endpoints batches run, in the order error messages name them
+SERVED_ENDPOINTS = (CHAT_COMPLETIONS, EMBEDDINGS)
+# A line's url -> the endpoint it calls (the forms without /v1 are the openai SDK's paths).
+_ENDPOINT_OF_URL = {
+    CHAT_COMPLETIONS: CHAT_COMPLETIONS, "/chat/completions": CHAT_COMPLETIONS,
+    EMBEDDINGS: EMBEDDINGS, "/embeddings": EMBEDDINGS,
+}
 MAX_CUSTOM_ID_LENGTH = 512
 ENVELOPE_KEYS = {"custom_id", "method", "url", "body", "priority"}
 # Fields that would let a request redirect a call or pick a credential: config decides these.
@@ -41,6 +51,11 @@ VALIDATION_CODES = frozenset({
     "invalid_custom_id", "duplicate_custom_id", "invalid_method", "invalid_url", "invalid_body",
     "forbidden_field", "missing_messages", "invalid_messages",
 })
+
+
+def endpoint_of_url(url: object) -> str | None:
+    """The endpoint a line's ``url`` calls, None if it is not one batches run."""
+    return _ENDPOINT_OF_URL.get(url) if isinstance(url, str) else None
 
 
 @dataclass(slots=True)
@@ -67,6 +82,7 @@ class JobSpec:
     priority: int | None
     est_prompt_tokens: int
     est_completion_tokens: int
+    endpoint: str | None = None  # stored on the job; None: /v1/chat/completions (most jobs)
 
 
 def _json_problem(raw: bytes | str, exc: orjson.JSONDecodeError) -> str:
@@ -92,11 +108,18 @@ class LineValidator:
         known_groups: Collection[str],
         default_group: str | None,
         default_max_tokens: int,
-        request_checks: Mapping[str, Callable[[dict], str | None]] | None = None,
+        request_checks: Mapping[str, Callable[..., str | None]] | None = None,
+        endpoint: str | None = None,
     ):
         """``request_checks``: per model group, what its deployments' adapters cannot send (an
-        Anthropic group refuses fields the Messages API has no place for): the problem or None."""
+        Anthropic group refuses fields the Messages API has no place for, and embeddings):
+        ``check(body, endpoint)`` gives the problem or None. ``endpoint``: the url every line
+        must use; without it, the first valid line's url sets it."""
         self._groups = set(known_groups)
+        if endpoint is not None and endpoint not in SERVED_ENDPOINTS:
+            raise ValueError(f"endpoint {endpoint!r} is not served; batches run {', '.join(SERVED_ENDPOINTS)}")
+        self.endpoint = endpoint
+        self._endpoint_line: int | None = None  # the line that set it
         self._request_checks = request_checks or {}
         self._default_group = default_group
         self._default_max_tokens = default_max_tokens
@@ -164,8 +187,14 @@ class LineValidator:
                 priority = parse_priority(data["priority"])
             except ValueError as exc:
                 raise _Refused("invalid_priority", str(exc), "priority") from None
-        body = self._body(data)
-        self._check_body(body)
+        body, endpoint = self._body(data)
+        self._check_endpoint(endpoint)
+        if endpoint == EMBEDDINGS:
+            self._check_common(body)
+            if (problem := embeddings_problem(body)) is not None:
+                raise _Refused("invalid_request", *problem)
+        else:
+            self._check_body(body)
         group = body.pop("model", None) or self._default_group
         if not group:
             raise _Refused(
@@ -180,7 +209,7 @@ class LineValidator:
                 "body.model",
             )
         check = self._request_checks.get(group)
-        if check is not None and (problem := check(body)):
+        if check is not None and (problem := check(body, endpoint)):
             # Refused now, not by the provider an hour into the batch.
             raise _Refused("invalid_request", problem, problem.split(":", 1)[0])
         try:
@@ -189,6 +218,11 @@ class LineValidator:
             raise _Refused("invalid_body", f"the request cannot be written as JSON: {exc}", "body") from None
         if custom_id is not None:
             self._seen_ids[custom_id] = line_no
+        if self.endpoint is None:
+            self.endpoint, self._endpoint_line = endpoint, line_no
+        if endpoint == EMBEDDINGS:  # input tokens only: no output is ever booked or reserved
+            return JobSpec(line_no, custom_id, group, compact, priority, estimate_input_tokens(body), 0,
+                           endpoint=EMBEDDINGS)
         return JobSpec(
             line=line_no,
             custom_id=custom_id,
@@ -197,6 +231,18 @@ class LineValidator:
             priority=priority,
             est_prompt_tokens=estimate_prompt_tokens(body),
             est_completion_tokens=requested_completion_tokens(body, self._default_max_tokens),
+        )
+
+    def _check_endpoint(self, endpoint: str) -> None:
+        if self.endpoint is None or endpoint == self.endpoint:
+            return
+        source = (f"set by line {self._endpoint_line}" if self._endpoint_line is not None
+                  else "given when the batch was created")
+        raise _Refused(
+            "invalid_url",
+            f"url {endpoint} differs from the batch's endpoint {self.endpoint} ({source}); every "
+            "line of a batch must use the same url: submit the others as a batch of their own",
+            "url",
         )
 
     def _custom_id(self, line_no: int, data: dict) -> str | None:
@@ -225,18 +271,18 @@ class LineValidator:
             )
         return custom_id
 
-    def _body(self, data: dict) -> dict:
+    def _body(self, data: dict) -> tuple[dict, str]:
+        """The request body (a copy) and the endpoint it is for."""
         if "body" in data or "url" in data or "method" in data:
             method = data.get("method", "POST")
             if not isinstance(method, str) or method.upper() != "POST":
                 raise _Refused("invalid_method", f"method must be POST, got {method!r}", "method")
-            url = data.get("url", "/v1/chat/completions")
-            if url in EMBEDDINGS_URLS:
-                raise _Refused("invalid_url", f"url {url!r}: {NOT_EMBEDDINGS_YET} (/v1/chat/completions)", "url")
-            if url not in SUPPORTED_URLS:
+            url = data.get("url", CHAT_COMPLETIONS)
+            endpoint = endpoint_of_url(url)
+            if endpoint is None:
                 raise _Refused(
                     "invalid_url",
-                    f"url {url!r} is not supported; use /v1/chat/completions",
+                    f"url {url!r} is not served; use one of: {', '.join(SERVED_ENDPOINTS)}",
                     "url",
                 )
             extra = sorted(set(data) - ENVELOPE_KEYS)
@@ -249,13 +295,20 @@ class LineValidator:
             body = data.get("body")
             if not isinstance(body, dict):
                 raise _Refused("invalid_body", "body must be a JSON object", "body")
-            return dict(body)
-        return {k: v for k, v in data.items() if k not in ("custom_id", "priority")}
+            return dict(body), endpoint
+        return {k: v for k, v in data.items() if k not in ("custom_id", "priority")}, CHAT_COMPLETIONS
 
-    def _check_body(self, body: dict) -> None:
+    def _check_common(self, body: dict) -> None:
         for key, why in FORBIDDEN_BODY_KEYS.items():
             if key in body:
                 raise _Refused("forbidden_field", f"body.{key} is not allowed: {why}", f"body.{key}")
+        model = body.get("model")
+        if model is not None and not isinstance(model, str):
+            raise _Refused("unknown_model", "body.model must be a string naming a model group", "body.model")
+
+    def _check_body(self, body: dict) -> None:
+        """A chat-completions body."""
+        self._check_common(body)
         if body.get("stream") is True:
             raise _Refused(
                 "invalid_request", "stream: true is not supported for batch requests", "body.stream"
@@ -263,8 +316,9 @@ class LineValidator:
         messages = body.get("messages")
         if messages is None and "input" in body:
             # Cookbook embeddings lines: {"model": "text-embedding-3-small", "input": "..."}.
-            raise _Refused("invalid_request", f"{NOT_EMBEDDINGS_YET} (this request has 'input' and no "
-                           "'messages')", "body.input")
+            raise _Refused("invalid_request", "this request has 'input' and no 'messages': an "
+                           f"embeddings request needs url {EMBEDDINGS} (the batch form: custom_id, "
+                           "method, url, body)", "body.input")
         if messages is None and "prompt" in body:
             raise _Refused("invalid_request", "legacy completions ('prompt') are not supported; send "
                            "the prompt as body.messages, e.g. [{\"role\": \"user\", \"content\": ...}]",
@@ -284,9 +338,6 @@ class LineValidator:
             value = body.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 raise _Refused("invalid_request", f"body.{key} must be a positive integer", f"body.{key}")
-        model = body.get("model")
-        if model is not None and not isinstance(model, str):
-            raise _Refused("unknown_model", "body.model must be a string naming a model group", "body.model")
 
 
 def _line_path(data: dict, path: str) -> str:

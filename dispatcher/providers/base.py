@@ -62,12 +62,17 @@ class Completion:
 
 
 class Provider(Protocol):
-    """One deployment's way of making a chat completion.
+    """One deployment's way of making a chat completion (and embeddings).
 
     ``complete`` takes the request body as JSON bytes (model already set) and returns a
     Completion or raises a ``ProviderError`` subclass; it never raises anything else.
+    ``embed`` does the same for an embeddings body: its Completion's body is OpenAI's
+    embeddings list (``object: list``, ``data[].embedding``) and its usage has no completion
+    tokens.
     """
 
     async def complete(self, body: bytes, timeout: float) -> Completion: ...
+
+    async def embed(self, body: bytes, timeout: float) -> Completion: ...
 
     async def aclose(self) -> None: ...

@@ -51,12 +51,14 @@ class ProviderSet:
             await pool.aclose()
 
 
-RequestCheck = Callable[[dict[str, Any]], "str | None"]
+RequestCheck = Callable[..., "str | None"]
+CHAT_COMPLETIONS = "/v1/chat/completions"
 
 
 def request_checks(deployments: Deployments) -> dict[str, RequestCheck]:
-    """Submit-time checks of a request body, for the model groups served by an adapter that
-    translates requests (Anthropic): group -> check(body) returning the problem or None.
+    """Submit-time checks of a request, for the model groups served by an adapter that
+    translates requests (Anthropic): group -> check(body, endpoint) returning the problem or
+    None. Such a group serves chat completions only (Anthropic has no embeddings API).
 
     A group absent from the result takes any body its OpenAI-compatible endpoints take.
     """
@@ -70,8 +72,13 @@ def request_checks(deployments: Deployments) -> dict[str, RequestCheck]:
     return checks
 
 
-def _first_problem(members: list[Deployment], problem_of: RequestCheck) -> RequestCheck:
-    def check(body: dict[str, Any]) -> str | None:
+def _first_problem(members: list[Deployment], problem_of: Callable[[dict[str, Any]], "str | None"]) -> RequestCheck:
+    def check(body: dict[str, Any], endpoint: str = CHAT_COMPLETIONS) -> str | None:
+        if endpoint != CHAT_COMPLETIONS:
+            served_by = members[0]
+            return (f"url: {endpoint} is not served by model group '{served_by.group}' "
+                    f"({served_by.provider}/{served_by.provider_model}): Anthropic serves chat "
+                    "completions only")
         for deployment in members:
             problem = problem_of({**deployment.body_defaults, **body} if deployment.body_defaults else body)
             if problem is not None:

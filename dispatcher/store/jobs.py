@@ -40,6 +40,7 @@ class ClaimedJob:
     created_at: float
     cache_mode: int = 0
     awaited: bool = False  # a caller waits for it (a chat completion): write and announce at once
+    endpoint: str | None = None  # the API path it calls (/v1/embeddings); None: chat completions
     # Its batch has a cost cap (max_cost): when it ends, the batch's spend and reservations
     # change, so jobs of the batch held back by the cap may fit now. Set by the claim, not a
     # column (keyword-only, so claim columns added later still map by position).
@@ -62,6 +63,7 @@ _CLAIM_COLUMNS = (
     jobs.c.created_at,
     jobs.c.cache_mode,
     jobs.c.awaited,
+    jobs.c.endpoint,
 )
 
 

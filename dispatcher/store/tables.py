@@ -129,6 +129,10 @@ class Job(SQLModel, table=True):
     priority: int = 5
     fair_key: float = 0.0
     body: str = Field(sa_type=sa.Text, description="request body JSON without 'model'")
+    endpoint: Optional[str] = Field(
+        default=None, max_length=32,
+        description="the API path called, as its batch's endpoint; NULL: /v1/chat/completions",
+    )
     est_prompt_tokens: int = 0
     est_completion_tokens: int = 0
     status: str = Field(max_length=20)

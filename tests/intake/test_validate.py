@@ -191,7 +191,7 @@ def test_unknown_default_group_is_refused():
     _problem(v.validate(1, _line({"messages": MSG})), "unknown_model")
 
 
-@pytest.mark.parametrize("url", ["/v1/embeddings", "/v1/responses", "", None])
+@pytest.mark.parametrize("url", ["/v1/responses", "", None])
 def test_wrong_url(url):
     line = _full()
     line["url"] = url
@@ -309,12 +309,13 @@ def test_bytes_that_are_not_utf8_are_named_with_their_column():
     assert problem.message == "line 2: not UTF-8 text: byte 0xe9 at column 18; save the file as UTF-8"
 
 
-# -- embeddings and legacy completions: say what is not supported ---------------------------
+# -- embeddings bodies where chat is expected, legacy completions: say what to do -------------
+# (embeddings lines themselves: test_validate_embeddings.py)
 
 def test_cookbook_embeddings_line_is_named_as_embeddings():
     line = {"custom_id": "e1", "model": "gpt", "input": "The food was delicious"}
     problem = _problem(_validator().validate(1, _line(line)), "invalid_request")
-    assert "embeddings are not supported yet" in problem.message
+    assert "embeddings request needs url /v1/embeddings" in problem.message
     assert problem.param == "body.input"
 
 
@@ -322,14 +323,7 @@ def test_embeddings_body_on_the_chat_url_is_named_as_embeddings():
     line = _full("e2")
     line["body"] = {"model": "gpt", "input": ["a", "b"]}
     problem = _problem(_validator().validate(1, _line(line)), "invalid_request")
-    assert "embeddings are not supported yet" in problem.message
-
-
-def test_embeddings_url_says_embeddings():
-    line = {"custom_id": "e3", "method": "POST", "url": "/v1/embeddings",
-            "body": {"model": "text-embedding-3-small", "input": "hi"}}
-    problem = _problem(_validator().validate(1, _line(line)), "invalid_url")
-    assert "embeddings are not supported yet" in problem.message
+    assert "embeddings request needs url /v1/embeddings" in problem.message
 
 
 def test_legacy_completions_prompt_points_at_messages():

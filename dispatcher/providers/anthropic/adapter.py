@@ -91,6 +91,14 @@ class AnthropicProvider:
             raise error_from_response(status, headers, data)
         return _completion(status, headers, data, json_tool=uses_json_tool(request_body))
 
+    async def embed(self, body: bytes, timeout: float) -> Completion:
+        """Anthropic has no embeddings API. Submit refuses such lines for Anthropic groups; a
+        job can still get here by falling back from another group."""
+        error = pe.BadRequestError(f"{self.deployment.provider}/{self.deployment.provider_model}: "
+                                   "Anthropic has no embeddings API")
+        error.request_sent = False
+        raise error
+
     async def aclose(self) -> None:
         """The pool is shared per endpoint and closed by its owner."""
 

@@ -1,4 +1,4 @@
-"""Chat completions against an Azure OpenAI deployment (``azure/<deployment>``).
+"""Chat completions and embeddings against an Azure OpenAI deployment (``azure/<deployment>``).
 
 Azure speaks OpenAI's protocol, so this is the OpenAI adapter given Azure's URL
 (``endpoint.py``), its credential header (``credentials.py``) and its error shapes
@@ -19,11 +19,12 @@ from dispatcher.providers.openai.adapter import OpenAICompatibleProvider
 def azure_provider(deployment: Deployment, pool: EndpointPool) -> OpenAICompatibleProvider:
     """The adapter of one Azure OpenAI deployment; ``api_version`` is settled here, once."""
     version = endpoint.api_version(deployment.api_version)
-    url = endpoint.chat_completions_url(deployment.api_base or "", deployment.provider_model, version)
+    api_base, name = deployment.api_base or "", deployment.provider_model
     return OpenAICompatibleProvider(
         deployment,
         pool,
-        url=url,
+        url=endpoint.chat_completions_url(api_base, name, version),
+        embeddings_url=endpoint.embeddings_url(api_base, name, version),
         auth_header=AzureCredentials(deployment).header,
         map_error=azure_error_from_response,
     )

@@ -4,6 +4,7 @@ Two surfaces exist. The dated one names the deployment in the path and the versi
 query: ``{resource}/openai/deployments/{deployment}/chat/completions?api-version=2024-10-21``.
 The ``v1`` surface (``api_version: v1``) is OpenAI's own shape under the resource,
 ``{resource}/openai/v1/chat/completions``, with the deployment as the body's ``model``.
+Embeddings take the same two shapes with ``embeddings`` in place of ``chat/completions``.
 """
 
 from __future__ import annotations
@@ -40,10 +41,19 @@ def resource_endpoint(api_base: str) -> str:
 
 def chat_completions_url(api_base: str, deployment: str, version: str) -> str:
     """The chat-completions URL of ``deployment`` at the resource ``api_base``."""
+    return _operation_url(api_base, deployment, version, "chat/completions")
+
+
+def embeddings_url(api_base: str, deployment: str, version: str) -> str:
+    """The embeddings URL of ``deployment`` at the resource ``api_base``."""
+    return _operation_url(api_base, deployment, version, "embeddings")
+
+
+def _operation_url(api_base: str, deployment: str, version: str, operation: str) -> str:
     endpoint = resource_endpoint(api_base)
     if version == V1_SURFACE:
-        return f"{endpoint}/openai/v1/chat/completions"
+        return f"{endpoint}/openai/v1/{operation}"
     return (
-        f"{endpoint}/openai/deployments/{quote(deployment, safe='')}/chat/completions"
+        f"{endpoint}/openai/deployments/{quote(deployment, safe='')}/{operation}"
         f"?api-version={quote(version, safe='')}"
     )

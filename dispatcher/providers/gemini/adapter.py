@@ -3,7 +3,8 @@
 ``POST https://generativelanguage.googleapis.com/v1beta/openai/chat/completions`` with
 ``Authorization: Bearer $GEMINI_API_KEY`` takes OpenAI's chat request and answers in OpenAI's
 shape, so this is the OpenAI adapter with Gemini's error mapping (``errors.py``). The
-endpoint and key variable are the registry's defaults for the ``gemini`` prefix.
+endpoint and key variable are the registry's defaults for the ``gemini`` prefix. Embeddings
+(``gemini-embedding-001``...) go to the same endpoint's ``/embeddings``, in OpenAI's shape too.
 """
 
 from __future__ import annotations

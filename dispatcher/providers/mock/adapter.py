@@ -16,13 +16,14 @@ import orjson
 from dispatcher.deployments import Deployment
 from dispatcher.providers import errors as pe
 from dispatcher.providers.base import Completion, Usage
+from dispatcher.providers.mock.embeddings import NotAnEmbeddingsRequest, mock_embeddings
 from dispatcher.providers.mock.replies import mock_reply
 from dispatcher.providers.send_permit import check_send_permit
 from dispatcher.providers.openai.errors import error_from_response
 
 
 class MockProvider:
-    """In-process chat completions with configurable latency."""
+    """In-process chat completions and embeddings with configurable latency."""
 
     def __init__(self, deployment: Deployment, rng: random.Random | None = None):
         self.deployment = deployment
@@ -62,6 +63,25 @@ class MockProvider:
             status_code=reply.status,
             body=reply.body,
             usage=Usage(**reply.usage),
+            request_id=f"mock-{self._rng.getrandbits(48):012x}",
+        )
+
+    async def embed(self, body: bytes, timeout: float) -> Completion:
+        try:
+            answer, tokens = mock_embeddings(orjson.loads(body), self.deployment.provider_model)
+        except (orjson.JSONDecodeError, NotAnEmbeddingsRequest) as exc:
+            raise pe.BadRequestError(f"mock provider: {exc}") from None
+        check_send_permit()
+        delay = self._latency_s()
+        if delay > timeout:
+            await asyncio.sleep(timeout)
+            raise pe.ProviderTimeoutError(f"mock provider did not answer within {timeout:g}s")
+        if delay:
+            await asyncio.sleep(delay)
+        return Completion(
+            status_code=200,
+            body=answer,
+            usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
             request_id=f"mock-{self._rng.getrandbits(48):012x}",
         )
 

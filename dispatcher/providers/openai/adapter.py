@@ -1,4 +1,4 @@
-"""Chat completions against any OpenAI-compatible endpoint.
+"""Chat completions and embeddings against any OpenAI-compatible endpoint.
 
 Every body field is passed through unchanged; only ``model`` is set to the deployment's
 provider model. The request goes straight to an httpx transport (no client-level cookies,
@@ -6,7 +6,8 @@ redirects or auth hooks), which halves the CPU cost per call.
 
 Providers that speak this protocol with another URL, credential header or error shape (Azure
 OpenAI, Gemini's compatible endpoint) reuse this class by passing ``url``, ``auth_header`` and
-``map_error``; the defaults are OpenAI's (measured: no added CPU per call).
+``map_error``; the defaults are OpenAI's (measured: no added CPU per call). Embeddings go to
+``{api_base}/embeddings`` (or ``embeddings_url``) the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dispatcher.providers.openai.errors import error_from_response, map_transpor
 from dispatcher.providers.openai.headers import rate_limit_info
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
+EMBEDDINGS_PATH = "/embeddings"
 USER_AGENT = b"llm-dispatcher/0.1"
 
 #: the credential header of one call, read at call time (keys rotate)
@@ -35,10 +37,11 @@ ErrorMapper = Callable[[int, httpx.Headers, bytes], pe.ProviderError]
 
 
 class OpenAICompatibleProvider:
-    """Calls ``POST {api_base}/chat/completions`` for one deployment.
+    """Calls ``POST {api_base}/chat/completions`` (and ``/embeddings``) for one deployment.
 
-    ``url`` replaces that address, ``auth_header`` the ``Authorization: Bearer <api_key>``
-    header (it may raise MissingSecretError), ``map_error`` OpenAI's error mapping.
+    ``url`` and ``embeddings_url`` replace those addresses (same host), ``auth_header`` the
+    ``Authorization: Bearer <api_key>`` header (it may raise MissingSecretError), ``map_error``
+    OpenAI's error mapping.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class OpenAICompatibleProvider:
         pool: EndpointPool,
         *,
         url: str | None = None,
+        embeddings_url: str | None = None,
         auth_header: AuthHeader | None = None,
         map_error: ErrorMapper = error_from_response,
     ):
@@ -54,6 +58,7 @@ class OpenAICompatibleProvider:
         self._pool = pool
         base = deployment.api_base or ""
         self._url = httpx.URL(url if url is not None else base + CHAT_COMPLETIONS_PATH)
+        self._embeddings_url = httpx.URL(embeddings_url if embeddings_url is not None else base + EMBEDDINGS_PATH)
         self._host_header = self._url.netloc
         self._auth_header = auth_header
         self._map_error = map_error
@@ -78,6 +83,7 @@ class OpenAICompatibleProvider:
         return headers
 
     async def complete(self, body: bytes, timeout: float) -> Completion:
+        # The chat call inlines what ``_post`` does: it is the hot path, measured per job.
         headers = self._headers()
         request = httpx.Request(
             "POST",
@@ -92,6 +98,22 @@ class OpenAICompatibleProvider:
         if status >= 300:
             raise self._map_error(status, response_headers, data)
         return _parse_completion(status, response_headers, data)
+
+    async def embed(self, body: bytes, timeout: float) -> Completion:
+        """``POST .../embeddings``: the body as the provider answered (``object: list``)."""
+        status, response_headers, data = await self._post(self._embeddings_url, body, timeout)
+        if status >= 300:
+            raise self._map_error(status, response_headers, data)
+        return _parse_embeddings(status, response_headers, data)
+
+    async def _post(self, url: httpx.URL, body: bytes, timeout: float) -> tuple[int, httpx.Headers, bytes]:
+        request = httpx.Request(
+            "POST", url, headers=self._headers(), content=body,
+            extensions={"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}},
+        )
+        with map_transport_errors(self.deployment.api_base or "", timeout):
+            async with asyncio.timeout(timeout):
+                return await self._pool.send(request)
 
     async def aclose(self) -> None:
         """The pool is shared per endpoint and closed by its owner."""
@@ -117,6 +139,31 @@ def _parse_completion(status: int, headers: httpx.Headers, data: bytes) -> Compl
         body=data,
         usage=Usage.from_openai(parsed.get("usage")),
         request_id=request_id,
+        rate_limits=rate_limit_info(headers),
+    )
+
+
+def _parse_embeddings(status: int, headers: httpx.Headers, data: bytes) -> Completion:
+    data = scrub_secrets(data)
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise pe.InvalidResponseError(
+            f"HTTP {status} with a body that is not JSON: {data[:200].decode('utf-8', 'replace')!r}",
+            status_code=status,
+        ) from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("data"), list):
+        raise pe.InvalidResponseError(
+            f"HTTP {status} with JSON that is not an embeddings list (no 'data')", status_code=status,
+        )
+    usage = Usage.from_openai(parsed.get("usage"))
+    if usage is not None:
+        usage.completion_tokens = 0  # embeddings bill input only, whatever total_tokens says
+    return Completion(
+        status_code=status,
+        body=data,
+        usage=usage,
+        request_id=headers.get("x-request-id"),
         rate_limits=rate_limit_info(headers),
     )
 
