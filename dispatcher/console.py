@@ -150,8 +150,10 @@ def keys_table(api_keys: list) -> Table:
 def deployments_table(rows: list[dict]) -> Table:
     """``models``: one row per deployment; live columns when the report has fleet figures."""
     live = any("in_flight" in row for row in rows)
+    split = any(row.get("itpm") or row.get("otpm") for row in rows)  # input/output limited apart
     table = Table(show_edge=False, header_style="bold")
-    columns = ["group", "deployment", "model", "rpm", "tpm", "$/1M in", "$/1M out"]
+    columns = ["group", "deployment", "model", "rpm", "tpm"] + (["itpm", "otpm"] if split else [])
+    columns += ["$/1M in", "$/1M out"]
     if live:
         columns += ["req/min now", "tok/min now", "in flight", "paused"]
     columns.append("api_base")
@@ -161,6 +163,7 @@ def deployments_table(rows: list[dict]) -> Table:
         cells = [
             literal(row["group"]), literal(row["deployment"]), literal(row["model"]),
             str(row["rpm"] or "-"), str(row["tpm"] or "-"),
+            *([str(row.get("itpm") or "-"), str(row.get("otpm") or "-")] if split else []),
             _per_million(row["input_cost_per_token"]), _per_million(row["output_cost_per_token"]),
         ]
         if live:

@@ -33,6 +33,8 @@ class Deployment:
     output_cost_per_token: float | None
     limit_key: str
     tpm_counts: str = "max_tokens"
+    itpm: int | None = None  # input tokens per minute
+    otpm: int | None = None  # output tokens per minute
     # max_tokens sent when a request sets none, for providers that require it (Anthropic)
     default_max_tokens: int = 1024
     max_budget: float | None = None
@@ -174,6 +176,8 @@ def build_deployment(
         output_cost_per_token=params.output_cost_per_token,
         limit_key=params.limit_group or deployment_id,
         tpm_counts=params.tpm_counts,
+        itpm=params.itpm,
+        otpm=params.otpm,
         default_max_tokens=default_max_tokens,
         max_budget=params.max_budget,
         budget_duration=params.budget_duration or ("30d" if params.max_budget else None),

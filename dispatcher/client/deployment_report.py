@@ -30,6 +30,8 @@ def deployment_report(
             "api_base": deployment.api_base,
             "rpm": deployment.rpm,
             "tpm": deployment.tpm,
+            "itpm": deployment.itpm,
+            "otpm": deployment.otpm,
             # Per worker process (like LiteLLM's per-Router semaphore), not fleet-wide.
             "max_parallel_requests": deployment.max_parallel_requests
             or config.router_settings.default_max_parallel_requests,

@@ -50,6 +50,9 @@ class LiteLLMParams(BaseModel):
     azure_ad_token: str | None = None
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None
+    # Input and output tokens per minute, limited apart (Anthropic's ITPM and OTPM).
+    itpm: PositiveInt | None = None
+    otpm: PositiveInt | None = None
     weight: PositiveFloat | None = None
     timeout: PositiveFloat | None = None
     max_parallel_requests: PositiveInt | None = None

@@ -3,8 +3,9 @@
 The rate-limit wait, read top to bottom:
 
 1. ``Admission.acquire`` (routing/admission.py) books send times for a group's next calls on
-   a deployment whose rpm/tpm schedule has room within the lookahead (the limit backend's
-   ``reserve``: the ``RESERVE`` Lua script in Redis, or its in-process twin). A group without
+   a deployment whose rpm/tpm schedule (and itpm/otpm: input and output tokens apart) has
+   room within the lookahead (the limit backend's ``reserve``: the ``RESERVE`` Lua script in
+   Redis, ``RESERVE_SPLIT`` with itpm/otpm, or their in-process twin). A group without
    room is parked until the time the backend names (``ClaimLoop``); no job is claimed for it.
 2. The claim loop claims one job per grant and fits each grant to its job's token need
    (``Admission.resize``: a bigger job also waits for its extra tokens).
@@ -13,9 +14,9 @@ The rate-limit wait, read top to bottom:
    (scheduling: ``BookedCalls.move_forward``). If a 429 paused the deployment meanwhile, or
    the process woke too late to keep the schedule, it gives its place up, waits the pause
    out and books again.
-4. After the call, ``CallGrant.settle`` corrects the booking by what the provider counted and
-   pauses the deployment on a 429 (``Admission.settle``); a call not made gives its booking
-   back (``CallGrant.release``).
+4. After the call, ``CallGrant.settle`` corrects the booking by what the provider counted
+   (itpm and otpm by the usage's prompt and completion tokens) and pauses the deployment on a
+   429 (``Admission.settle``); a call not made gives its booking back (``CallGrant.release``).
 """
 
 from __future__ import annotations

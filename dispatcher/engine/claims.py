@@ -26,6 +26,7 @@ from dispatcher.engine.outcomes import Outcome
 from dispatcher.engine.writer import OutcomeWriter
 from dispatcher.errors import ServiceUnavailableError, is_transient
 from dispatcher.limits.backend import Blocked
+from dispatcher.limits.spec import TokenBooking
 from dispatcher.pricing import price_for
 from dispatcher.routing.admission import Admission, Grant
 from dispatcher.store import jobs as job_sql
@@ -72,7 +73,8 @@ class ClaimLoop:
         # SQL says it runs beyond this came from a claim whose reply was lost (reconcile).
         self._owned: dict[int, int] = {}
         self._reconcile_due = False
-        self._token_estimates: dict[str, float] = {}
+        self._token_estimates: dict[str, float] = {}  # group -> tokens a call books (total)
+        self._input_estimates: dict[str, float] = {}  # group -> the input part of them
         self._prices: dict = {}
         self._stopping = False
 
@@ -143,7 +145,8 @@ class ClaimLoop:
         if not await self._membership.holds_lease(self._membership.lease.epoch):
             raise ServiceUnavailableError("this worker's heartbeat is not confirmed; not claiming")
         wanted = min(self.free, self._settings.worker.claim_batch)
-        grants = await self._admission.acquire(group, wanted, self._token_estimate(group))
+        tokens, input_tokens = self._token_estimate(group)
+        grants = await self._admission.acquire(group, wanted, tokens, input_tokens)
         if isinstance(grants, Blocked):
             if grants.reason in ("cooldown", "budget") and self._moves_cooled_jobs(group):
                 await self._move_to_fallbacks(group, wanted)
@@ -280,11 +283,14 @@ class ClaimLoop:
             self._prices[deployment.id] = price_for(deployment)
         return self._prices[deployment.id]
 
-    def _token_estimate(self, group: str) -> int:
-        return int(self._token_estimates.get(group, self._settings.default_max_tokens + 100))
+    def _token_estimate(self, group: str) -> tuple[int, int]:
+        """Tokens to book per call before the jobs are known, and the input part of them."""
+        total = self._token_estimates.get(group, self._settings.default_max_tokens + 100)
+        return int(total), int(self._input_estimates.get(group, 100))
 
-    def _learn_token_need(self, group: str, need: int) -> None:
-        current = self._token_estimates.get(group)
-        self._token_estimates[group] = (
-            need if current is None else current + TOKEN_ESTIMATE_WEIGHT * (need - current)
-        )
+    def _learn_token_need(self, group: str, need: TokenBooking) -> None:
+        for estimates, value in ((self._token_estimates, need.total), (self._input_estimates, need.input)):
+            current = estimates.get(group)
+            estimates[group] = (
+                value if current is None else current + TOKEN_ESTIMATE_WEIGHT * (value - current)
+            )

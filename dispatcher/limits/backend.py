@@ -41,6 +41,16 @@ class LimitUsage:
     backlog_s: float = 0.0  # how far ahead the schedule is already booked
 
 
+# (spec, request delta, token delta), or with input and output token deltas after them (for
+# a spec with itpm or otpm).
+Correction = tuple[LimitSpec, int, int] | tuple[LimitSpec, int, int, int, int]
+
+
+def split_deltas(correction: Correction) -> tuple[int, int]:
+    """The input and output token deltas of a correction (0 when it gives none)."""
+    return (correction[3], correction[4]) if len(correction) == 5 else (0, 0)
+
+
 class LimitBackend(Protocol):
     async def reserve(
         self,
@@ -49,10 +59,12 @@ class LimitBackend(Protocol):
         tokens: int,
         horizon: float,
         deployment_ids: Sequence[str] = (),
+        input_tokens: int = 0,
     ) -> Reservation | Blocked:
         """Reserve up to ``count`` sends of ``tokens`` each on the first candidate that can.
 
         ``deployment_ids`` (parallel to ``candidates``) are checked for cooldowns.
+        ``input_tokens`` of each send's ``tokens`` count against itpm, the rest against otpm.
         """
 
     async def record_failure(self, deployment_id: str, allowed_fails: int, cooldown_s: float) -> bool:
@@ -67,8 +79,8 @@ class LimitBackend(Protocol):
     async def spend(self, scopes: Sequence[tuple[str, float]]) -> list[float]:
         """USD spent in the current period of each (scope, period seconds) budget."""
 
-    async def adjust(self, corrections: Sequence[tuple[LimitSpec, int, int]], horizon: float) -> None:
-        """Apply (spec, request delta, token delta) corrections; negative deltas are refunds."""
+    async def adjust(self, corrections: Sequence[Correction], horizon: float) -> None:
+        """Apply corrections; negative deltas are refunds."""
 
     async def pause(self, spec: LimitSpec, seconds: float) -> None:
         """Send nothing on this key for ``seconds`` (fleet-wide)."""

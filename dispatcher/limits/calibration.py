@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from dispatcher.limits.spec import TokenBooking
 from dispatcher.providers.base import Usage
 
 # Each observation weighs this much less than the one after it (about the last 50 calls count).
@@ -41,13 +42,13 @@ class TokenCalibration:
 
     def booking(
         self, deployment_id: str, est_prompt: int, est_completion: int, *, completion_follows_usage: bool
-    ) -> int:
+    ) -> TokenBooking:
         """Tokens to book. The completion part stays the requested maximum unless the provider
         counts real usage (``tpm_counts: usage``): then it is scaled by what calls really used."""
         prompt = _ceil(est_prompt * self.prompt_ratio(deployment_id))
         if completion_follows_usage:
-            return prompt + _ceil(est_completion * self.completion_ratio(deployment_id))
-        return prompt + est_completion
+            return TokenBooking(prompt, _ceil(est_completion * self.completion_ratio(deployment_id)))
+        return TokenBooking(prompt, est_completion)
 
     def observe(self, deployment_id: str, est_prompt: int, est_completion: int, usage: Usage) -> None:
         if usage.prompt_tokens <= 0:

@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 from typing import Sequence
 
-from dispatcher.limits.backend import Blocked, LimitUsage, Reservation
+from dispatcher.limits.backend import Blocked, Correction, LimitUsage, Reservation, split_deltas
 from dispatcher.limits.schedule import ScheduleState, plan, shift
 from dispatcher.limits.spec import LimitSpec
 
@@ -26,6 +26,7 @@ class MemoryLimitBackend:
         tokens: int,
         horizon: float,
         deployment_ids: Sequence[str] = (),
+        input_tokens: int = 0,
     ) -> Reservation | Blocked:
         now = time.time()
         earliest = None
@@ -37,14 +38,15 @@ class MemoryLimitBackend:
                 earliest = cooldown_end if earliest is None else min(earliest, cooldown_end)
                 continue
             state = self._states[spec.key]
-            trial = ScheduleState(state.r, state.t, state.p)
+            trial = ScheduleState(state.r, state.t, state.p, state.i, state.o)
             times, next_free = plan(
                 trial, now=now, count=count, tokens=tokens,
                 request_interval=spec.request_interval, token_interval=spec.token_interval,
-                horizon=horizon,
+                horizon=horizon, input_tokens=input_tokens,
+                input_interval=spec.input_interval, output_interval=spec.output_interval,
             )
             if times:
-                state.r, state.t = trial.r, trial.t
+                state.r, state.t, state.i, state.o = trial.r, trial.t, trial.i, trial.o
                 usage = self._minute_usage[(spec.key, int(now // 60))]
                 usage[0] += len(times)
                 usage[1] += len(times) * tokens
@@ -67,9 +69,11 @@ class MemoryLimitBackend:
         now = time.time()
         return [max(0.0, self._cooling_until.get(d, 0.0) - now) for d in deployment_ids]
 
-    async def adjust(self, corrections: Sequence[tuple[LimitSpec, int, int]], horizon: float) -> None:
+    async def adjust(self, corrections: Sequence[Correction], horizon: float) -> None:
         now = time.time()
-        for spec, requests, tokens in corrections:
+        for correction in corrections:
+            spec, requests, tokens = correction[:3]
+            input_tokens, output_tokens = split_deltas(correction)
             state = self._states[spec.key]
             usage = self._minute_usage.get((spec.key, int(now // 60)))
             if usage is not None:
@@ -79,6 +83,10 @@ class MemoryLimitBackend:
                 state.r = shift(state.r, requests * spec.request_interval, now=now, floor_offset=horizon)
             if tokens and spec.token_interval:
                 state.t = shift(state.t, tokens * spec.token_interval, now=now, floor_offset=horizon)
+            if input_tokens and spec.input_interval:
+                state.i = shift(state.i, input_tokens * spec.input_interval, now=now, floor_offset=horizon)
+            if output_tokens and spec.output_interval:
+                state.o = shift(state.o, output_tokens * spec.output_interval, now=now, floor_offset=horizon)
 
     async def pause(self, spec: LimitSpec, seconds: float) -> None:
         state = self._states[spec.key]
@@ -94,7 +102,7 @@ class MemoryLimitBackend:
                 requests_this_minute=requests,
                 tokens_this_minute=tokens,
                 paused_for_s=max(0.0, state.p - now),
-                backlog_s=max(0.0, max(state.r, state.t) - now),
+                backlog_s=max(0.0, max(state.r, state.t, state.i, state.o) - now),
             ))
         return result
 

@@ -22,10 +22,33 @@ class LimitSpec:
     tpm: int | None
     request_interval: float
     token_interval: float
+    # Input (prompt) and output (completion) tokens limited apart, as Anthropic does (0: none).
+    itpm: int | None = None
+    otpm: int | None = None
+    input_interval: float = 0.0
+    output_interval: float = 0.0
 
     @property
     def limited(self) -> bool:
-        return bool(self.request_interval or self.token_interval)
+        return bool(self.request_interval or self.token_interval or self.splits_tokens)
+
+    @property
+    def splits_tokens(self) -> bool:
+        """Input and output tokens have schedules of their own (itpm or otpm is set)."""
+        return bool(self.input_interval or self.output_interval)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBooking:
+    """Tokens one call books: its input part against itpm, its output part against otpm,
+    both together against tpm."""
+
+    input: int
+    output: int
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output
 
 
 def limit_specs(deployments: Deployments, headroom: float) -> dict[str, LimitSpec]:
@@ -37,13 +60,19 @@ def limit_specs(deployments: Deployments, headroom: float) -> dict[str, LimitSpe
     for key, members in by_key.items():
         rpm = _strictest([d.rpm for d in members])
         tpm = _strictest([d.tpm for d in members])
+        itpm = _strictest([d.itpm for d in members])
+        otpm = _strictest([d.otpm for d in members])
         rate = 1.0 - headroom
         spec = LimitSpec(
             key=key,
             rpm=rpm,
             tpm=tpm,
-            request_interval=SECONDS_PER_MINUTE / (rpm * rate) if rpm else 0.0,
-            token_interval=SECONDS_PER_MINUTE / (tpm * rate) if tpm else 0.0,
+            request_interval=_interval(rpm, rate),
+            token_interval=_interval(tpm, rate),
+            itpm=itpm,
+            otpm=otpm,
+            input_interval=_interval(itpm, rate),
+            output_interval=_interval(otpm, rate),
         )
         for deployment in members:
             specs[deployment.id] = spec
@@ -53,3 +82,8 @@ def limit_specs(deployments: Deployments, headroom: float) -> dict[str, LimitSpe
 def _strictest(values: list[int | None]) -> int | None:
     present = [v for v in values if v]
     return min(present) if present else None
+
+
+def _interval(per_minute: int | None, rate: float) -> float:
+    """Seconds one unit of a per-minute allowance takes to refill (0: no limit)."""
+    return SECONDS_PER_MINUTE / (per_minute * rate) if per_minute else 0.0

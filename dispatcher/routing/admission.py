@@ -1,9 +1,10 @@
 """Admission: which deployment serves the next calls of a group, and when they may be sent.
 
 The strategy orders the group's deployments; the limit backend reserves send times on the
-first one whose rpm/tpm schedule (and any 429 pause) has room within the lookahead. Nothing
-is claimed from SQL before capacity is granted, so the job that gets the capacity is always
-the most urgent one at that moment, and a group with no capacity holds no worker slot.
+first one whose rpm/tpm/itpm/otpm schedules (and any 429 pause) have room within the
+lookahead. Nothing is claimed from SQL before capacity is granted, so the job that gets the
+capacity is always the most urgent one at that moment, and a group with no capacity holds no
+worker slot.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Callable, Sequence
 
 from dispatcher.config.schema import RateLimitSettings, RouterSettings
 from dispatcher.deployments import Deployment, Deployments
-from dispatcher.limits.backend import Blocked, LimitBackend
+from dispatcher.limits.backend import Blocked, Correction, LimitBackend
 from dispatcher.limits.calibration import TokenCalibration
-from dispatcher.limits.spec import LimitSpec, limit_specs
+from dispatcher.limits.spec import LimitSpec, TokenBooking, limit_specs
 from dispatcher.providers import errors as pe
-from dispatcher.providers.base import Completion
+from dispatcher.providers.base import Completion, Usage
 from dispatcher.routing.budgets import Budgets
 from dispatcher.routing.stats import RoutingStats
 from dispatcher.routing.strategies import RoutingStrategy
@@ -41,6 +42,11 @@ class Grant:
     spec: LimitSpec
     send_at: float
     tokens: int  # tokens reserved for this call
+    input_tokens: int = 0  # the part of ``tokens`` that is input (itpm); the rest is output (otpm)
+
+    @property
+    def output_tokens(self) -> int:
+        return self.tokens - self.input_tokens
 
 
 class Admission:
@@ -81,8 +87,11 @@ class Admission:
     def horizon(self) -> float:
         return self._settings.lookahead_s
 
-    async def acquire(self, group: str, count: int, tokens: int) -> list[Grant] | Blocked:
-        """Up to ``count`` grants for calls of ``tokens`` each, or when to try again."""
+    async def acquire(
+        self, group: str, count: int, tokens: int, input_tokens: int = 0
+    ) -> list[Grant] | Blocked:
+        """Up to ``count`` grants for calls of ``tokens`` each (``input_tokens`` of them input),
+        or when to try again."""
         members = self._deployments.group(group)
         if not members:
             return []
@@ -106,7 +115,7 @@ class Admission:
         ):
             # Nothing fleet-wide to consult: grant at once, no round trip to the backend.
             return [
-                self._hold(Grant(deployment, self.specs[deployment.id], now, tokens))
+                self._hold(Grant(deployment, self.specs[deployment.id], now, tokens, input_tokens))
                 for deployment, n in self._split(members, count, tokens)
                 for _ in range(min(n, self._room(deployment)))
             ]
@@ -114,7 +123,7 @@ class Admission:
         # With max_parallel_requests a deployment may take fewer calls than its schedule has
         # room for: ask again among the deployments with places left.
         for _ in range(len(members)):
-            booked = await self._book(members, count - len(grants), tokens)
+            booked = await self._book(members, count - len(grants), tokens, input_tokens)
             if isinstance(booked, Blocked):
                 return grants or booked
             grants += booked
@@ -146,7 +155,9 @@ class Admission:
                 used[deployment_id] -= n * tokens
         return [(deployment, n) for deployment, n in shares.values()]
 
-    async def _book(self, members: Sequence[Deployment], count: int, tokens: int) -> list[Grant] | Blocked:
+    async def _book(
+        self, members: Sequence[Deployment], count: int, tokens: int, input_tokens: int
+    ) -> list[Grant] | Blocked:
         """Reserve send times for ``count`` calls, split among ``members`` by the strategy.
 
         Each share is asked first of its deployment, then of the others in strategy order, so
@@ -160,10 +171,10 @@ class Admission:
             ordered = [deployment] + [d for d in ordered if d is not deployment]
             result: list[Grant] | Blocked | None = None
             if wait_s > self.horizon:
-                result = await self._reserve(ordered[:1], n, tokens, wait_s)
+                result = await self._reserve(ordered[:1], n, tokens, input_tokens, wait_s)
                 ordered = ordered[1:]  # no room within wait_s: the others, at the usual horizon
             if (result is None or isinstance(result, Blocked)) and ordered:
-                result = await self._reserve(ordered, n, tokens)
+                result = await self._reserve(ordered, n, tokens, input_tokens)
             if isinstance(result, Blocked):  # every candidate is full: so are later shares
                 return grants or result
             room = self._room(result[0].deployment) if result else 0
@@ -174,19 +185,20 @@ class Admission:
         return grants
 
     async def _reserve(
-        self, ordered: Sequence[Deployment], count: int, tokens: int, horizon: float | None = None
+        self, ordered: Sequence[Deployment], count: int, tokens: int, input_tokens: int,
+        horizon: float | None = None,
     ) -> list[Grant] | Blocked:
         """Book ``count`` send times on the first deployment in ``ordered`` with room."""
         result = await self._backend.reserve(
             [self.specs[d.id] for d in ordered], count, tokens, horizon or self.horizon,
-            [d.id for d in ordered],
+            [d.id for d in ordered], input_tokens=input_tokens,
         )
         if isinstance(result, Blocked):
             return result
         deployment = ordered[result.candidate]
         spec = self.specs[deployment.id]
         return [
-            Grant(deployment, spec, result.local_send_time(i), tokens)
+            Grant(deployment, spec, result.local_send_time(i), tokens, input_tokens)
             for i in range(len(result.send_times))
         ]
 
@@ -223,7 +235,7 @@ class Admission:
 
         The caller gives up the old grant (``done``) before asking.
         """
-        result = await self.acquire(grant.deployment.group, 1, grant.tokens)
+        result = await self.acquire(grant.deployment.group, 1, grant.tokens, grant.input_tokens)
         if isinstance(result, Blocked):
             return result
         return result[0] if result else Blocked(time.time() + self._settings.default_pause_s)
@@ -233,30 +245,42 @@ class Admission:
 
     async def release(self, grants: Sequence[Grant]) -> None:
         """Give back grants that were not used (fewer jobs were ready than capacity)."""
-        corrections = [(g.spec, -1, -g.tokens) for g in grants if g.spec.limited]
+        corrections = [_refund(g) for g in grants if g.spec.limited]
         if corrections:
             await self._backend.adjust(corrections, self.horizon)
 
-    def booking(self, deployment: Deployment, est_prompt: int, est_completion: int) -> int:
+    def booking(self, deployment: Deployment, est_prompt: int, est_completion: int) -> TokenBooking:
         """Tokens to book for a call on ``deployment`` (estimates scaled by what it counted)."""
         return self.calibration.booking(
             deployment.id, est_prompt, est_completion,
             completion_follows_usage=deployment.tpm_counts == "usage",
         )
 
-    async def resize(self, grants: Sequence[Grant], needs: Sequence[int]) -> list[float]:
+    async def resize(self, grants: Sequence[Grant], needs: Sequence[TokenBooking]) -> list[float]:
         """Fit each grant to its job's own token need; returns extra seconds each must wait.
 
         A job needing more tokens than reserved waits for the extra token allowance to refill, so the
         schedule's spacing still holds; one needing fewer gives the rest back.
         """
-        corrections, delays = [], []
+        corrections: list[Correction] = []
+        delays = []
         for grant, need in zip(grants, needs):
-            delta = need - grant.tokens
-            grant.tokens = need
-            delays.append(max(0, delta) * grant.spec.token_interval)
-            if delta and grant.spec.token_interval:
-                corrections.append((grant.spec, 0, delta))
+            spec = grant.spec
+            delta = need.total - grant.tokens
+            input_delta = need.input - grant.input_tokens
+            output_delta = need.output - grant.output_tokens
+            grant.tokens, grant.input_tokens = need.total, need.input
+            if spec.splits_tokens:  # the schedule that refills last sets the wait
+                delays.append(max(
+                    0.0, delta * spec.token_interval, input_delta * spec.input_interval,
+                    output_delta * spec.output_interval,
+                ))
+                if delta or input_delta or output_delta:
+                    corrections.append((spec, 0, delta, input_delta, output_delta))
+                continue
+            delays.append(max(0, delta) * spec.token_interval)
+            if delta and spec.token_interval:
+                corrections.append((spec, 0, delta))
         if corrections:
             await self._backend.adjust(corrections, self.horizon)
         return delays
@@ -282,7 +306,7 @@ class Admission:
             if allowed_fails is not None:
                 await self.record_failure(grant.deployment, allowed_fails)
             if not error.request_sent and spec.limited:
-                await self._backend.adjust([(spec, -1, -grant.tokens)], self.horizon)
+                await self._backend.adjust([_refund(grant)], self.horizon)
             return
         if completion is None:
             return
@@ -290,14 +314,11 @@ class Admission:
         if not spec.limited:
             return
         usage = completion.usage
-        if usage is not None and spec.token_interval:
+        if usage is not None and (spec.token_interval or spec.splits_tokens):
             self.calibration.observe(grant.deployment.id, est_prompt_tokens, est_completion_tokens, usage)
-            if grant.deployment.tpm_counts == "usage":
-                delta = usage.total_tokens - grant.tokens
-            else:  # the provider counted prompt + max_tokens: only the prompt booking can be off
-                delta = usage.prompt_tokens - (grant.tokens - est_completion_tokens)
-            if delta:
-                await self._backend.adjust([(spec, 0, delta)], self.horizon)
+            correction = _usage_correction(grant, usage, est_completion_tokens)
+            if correction is not None:
+                await self._backend.adjust([correction], self.horizon)
         info = completion.rate_limits
         if info is not None:
             # The key is also used elsewhere when the provider has less left than we think.
@@ -345,3 +366,27 @@ class Admission:
     async def pause(self, spec: LimitSpec, seconds: float) -> None:
         self._local_pause[spec.key] = max(self._local_pause.get(spec.key, 0.0), time.time() + seconds)
         await self._backend.pause(spec, seconds)
+
+
+def _refund(grant: Grant) -> Correction:
+    """The correction giving back an unused grant's booking."""
+    if grant.spec.splits_tokens:
+        return (grant.spec, -1, -grant.tokens, -grant.input_tokens, -grant.output_tokens)
+    return (grant.spec, -1, -grant.tokens)
+
+
+def _usage_correction(grant: Grant, usage: Usage, est_completion_tokens: int) -> Correction | None:
+    """How far a call's booking was from what the provider counted; None when it was right."""
+    if grant.deployment.tpm_counts == "usage":
+        delta = usage.total_tokens - grant.tokens
+    else:  # the provider counted prompt + max_tokens against tpm: only the prompt booking can be off
+        delta = usage.prompt_tokens - (grant.tokens - est_completion_tokens)
+    if not grant.spec.splits_tokens:
+        return (grant.spec, 0, delta) if delta else None
+    # itpm and otpm count what the call used (Anthropic books max_tokens against otpm while a
+    # call runs and corrects it by the output at its end).
+    input_delta = usage.prompt_tokens - grant.input_tokens
+    output_delta = usage.completion_tokens - grant.output_tokens
+    if not (delta or input_delta or output_delta):
+        return None
+    return (grant.spec, 0, delta, input_delta, output_delta)

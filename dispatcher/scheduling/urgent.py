@@ -54,7 +54,7 @@ class BookedCalls:
         for other in self._by_deployment.get(call.grant.deployment.id, ()):
             if (
                 other.priority > call.priority
-                and (not call.grant.spec.token_interval or _similar(other.grant.tokens, call.grant.tokens))
+                and _same_size(other.grant, call.grant)
                 and other.grant.send_at + call.delay < call.due - MIN_GAIN_S
                 and (best is None or other.grant.send_at < best.grant.send_at)
             ):
@@ -63,6 +63,17 @@ class BookedCalls:
             return False
         call.grant.send_at, best.grant.send_at = best.grant.send_at, call.grant.send_at
         return True
+
+
+def _same_size(other, call) -> bool:
+    """Swapping send times keeps token schedules honest only between calls of about one size
+    (in all tokens for tpm; in input and in output tokens for itpm/otpm)."""
+    spec = call.spec
+    if not (spec.token_interval or spec.splits_tokens):
+        return True
+    if not _similar(other.tokens, call.tokens):
+        return False
+    return not spec.splits_tokens or _similar(other.input_tokens, call.input_tokens)
 
 
 def _similar(a: int, b: int) -> bool:

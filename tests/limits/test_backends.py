@@ -8,30 +8,11 @@ import time
 import pytest
 
 from dispatcher.limits.backend import Blocked, Reservation
-from dispatcher.limits.memory_backend import MemoryLimitBackend
 from dispatcher.limits.spec import LimitSpec
 
 
 def spec(key: str, rpm: int | None = None, tpm: int | None = None) -> LimitSpec:
     return LimitSpec(key, rpm, tpm, 60.0 / rpm if rpm else 0.0, 60.0 / tpm if tpm else 0.0)
-
-
-@pytest.fixture(params=["memory", "redis"])
-def make_backend(request):
-    made = []
-
-    def make():
-        if request.param == "memory":
-            backend = MemoryLimitBackend()
-        else:
-            from dispatcher.limits.redis_backend import RedisLimitBackend
-
-            backend = RedisLimitBackend(request.getfixturevalue("redis_server"),
-                                        request.getfixturevalue("redis_namespace"))
-        made.append(backend)
-        return backend
-
-    yield make
 
 
 def run(coroutine):

@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 
 from dispatcher.limits.calibration import TokenCalibration
+from dispatcher.limits.spec import TokenBooking
 from dispatcher.providers.base import Completion, Usage
 from tests.routing.test_admission import admission_for
 
 
 def test_bookings_start_at_the_estimate_and_follow_what_the_provider_bills():
     calibration = TokenCalibration()
-    assert calibration.booking("d", 100, 50, completion_follows_usage=False) == 150
+    assert calibration.booking("d", 100, 50, completion_follows_usage=False) == TokenBooking(100, 50)
     for _ in range(5):
         calibration.observe("d", 100, 50, Usage(prompt_tokens=60, completion_tokens=10, total_tokens=70))
     # max_tokens counting: only the prompt part is scaled; the requested completion is billed.
-    assert calibration.booking("d", 100, 50, completion_follows_usage=False) == 60 + 50
+    assert calibration.booking("d", 100, 50, completion_follows_usage=False) == TokenBooking(60, 50)
     # usage counting: the completion part follows what calls really used too.
-    assert calibration.booking("d", 100, 50, completion_follows_usage=True) == 60 + 10
-    assert calibration.booking("other", 100, 50, completion_follows_usage=False) == 150
+    assert calibration.booking("d", 100, 50, completion_follows_usage=True) == TokenBooking(60, 10)
+    assert calibration.booking("other", 100, 50, completion_follows_usage=False).total == 150
 
 
 def test_ratios_stay_within_bounds_and_recent_calls_weigh_more():
@@ -47,5 +48,5 @@ def test_admission_books_calibrated_tokens_and_corrects_only_the_remaining_error
         return need
 
     needs = [asyncio.run(one_call()) for _ in range(3)]
-    assert needs[0] == 150  # nothing learned yet
-    assert needs[1] == needs[2] == 70 + 50  # the provider's prompt count + the requested maximum
+    assert needs[0].total == 150  # nothing learned yet
+    assert needs[1] == needs[2] == TokenBooking(70, 50)  # the provider's prompt count + the requested maximum

@@ -10,6 +10,7 @@ from dispatcher.config.schema import RateLimitSettings
 from dispatcher.deployments import build_deployments
 from dispatcher.limits.backend import Blocked
 from dispatcher.limits.memory_backend import MemoryLimitBackend
+from dispatcher.limits.spec import TokenBooking
 from dispatcher.providers import errors as pe
 from dispatcher.providers.base import Completion, RateLimitInfo, Usage
 from dispatcher.routing.admission import Admission
@@ -86,7 +87,7 @@ def test_jobs_needing_more_tokens_than_reserved_wait_for_the_extra():
 
     async def scenario():
         grants = await admission.acquire("chat", 1, 100)
-        return await admission.resize(grants, [600])
+        return await admission.resize(grants, [TokenBooking(input=100, output=500)])
 
     [delay] = asyncio.run(scenario())
     assert abs(delay - 0.5) < 1e-6  # 500 more tokens take half a second to refill
