@@ -15,6 +15,10 @@ Scenarios:
             bookings must learn the real count or the schedule runs well below the limit
   split     two deployments in one group (600 and 300 requests per 10 s): the split should
             follow their capacity, the total reach the sum
+  anthropic one Claude deployment (anthropic/, the mock's Messages API) with Anthropic's
+            separate limits: 600 requests, 30,000 input and 6,000 output tokens per 10 s,
+            prompts of ~200 tokens and max_tokens 20: itpm binds (the dispatcher is given
+            rpm, itpm and otpm)
 Reported per provider: requests admitted per 10-second window in the steady part of the run
 (mean and minimum over whole windows strictly inside it), as a fraction of the binding limit,
 the peak in any sliding window, and 429s.
@@ -72,21 +76,48 @@ def window_figures(admitted: list[list[float]], limit_requests: int, limit_token
     }
 
 
+def split_figures(stats: dict, spec: dict) -> dict:
+    """Anthropic's limits: input and output tokens per whole 10 s window, apart."""
+    times = [at for at, _ in stats["admitted_at"]]
+    inputs = [pair[0] for pair in stats["admitted_input_output"]]
+    by_window = window_figures([[at, tokens] for at, tokens in zip(times, inputs)],
+                               spec["rpm_window"], spec["itpm_window"])
+    return {
+        "limits_per_10s": {"requests": spec["rpm_window"], "input_tokens": spec["itpm_window"],
+                           "output_tokens": spec["otpm_window"]},
+        "completed": stats["completed"],
+        "requests_seen": stats["requests"],
+        "429s": stats["rate_limited"],
+        "peak_input_tokens_in_any_10s": stats["peak_input_tokens_in_window"],
+        "peak_output_tokens_in_any_10s": stats["peak_output_tokens_in_window"],
+        "windows": by_window.get("windows"),
+        "requests_per_window_mean": by_window.get("requests_per_window_mean"),
+        "input_tokens_per_window_mean": by_window.get("tokens_per_window_mean"),
+        "input_limit_use": by_window.get("token_limit_use"),
+        "request_limit_use": by_window.get("request_limit_use"),
+    }
+
+
 def run_scenario(name: str, deployments: list[dict], jobs: int, max_tokens: int, prompt_chars: int) -> dict:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         providers = []
         model_list = []
         for i, spec in enumerate(deployments):
+            split = spec.get("itpm_window") is not None
+            limits = {name: spec[f"{name}_window"] for name in ("rpm", "tpm", "itpm", "otpm")
+                      if spec.get(f"{name}_window") is not None}
             base = stack.enter_context(mock_provider(
-                rpm=spec["rpm_window"], tpm=spec["tpm_window"], window_s=WINDOW_S,
-                latency_ms=200, jitter_ms=100, seed=i,
+                **limits, window_s=WINDOW_S, latency_ms=200, jitter_ms=100, seed=i,
                 prompt_token_scale=spec.get("prompt_token_scale", 1.0),
             ))
             providers.append((base, spec))
+            per_minute = {name: spec[f"{name}_window"] * 60 // WINDOW_S
+                          for name in ("rpm", "tpm", "itpm", "otpm") if spec.get(f"{name}_window")}
+            params = ({"model": "anthropic/claude-haiku-4-5", "api_base": base.removesuffix("/v1")} if split
+                      else {"model": "openai/bench", "api_base": base})
             model_list.append({"model_name": "chat", "litellm_params": {
-                "model": "openai/bench", "api_base": base, "api_key": "sk-bench", "timeout": 30,
-                "rpm": spec["rpm_window"] * 60 // WINDOW_S, "tpm": spec["tpm_window"] * 60 // WINDOW_S,
+                **params, "api_key": "sk-bench", "timeout": 30, **per_minute,
             }, "model_info": {"id": f"deployment-{i}"}})
         config = folder / "bench.yaml"
         config.write_text(yaml.safe_dump({
@@ -114,6 +145,9 @@ def run_scenario(name: str, deployments: list[dict], jobs: int, max_tokens: int,
         for base, spec in providers:
             stats = provider_detail(base)
             total_requests += stats["requests"]
+            if spec.get("itpm_window") is not None:
+                report["providers"].append(split_figures(stats, spec))
+                continue
             report["providers"].append({
                 "limits_per_10s": {"requests": spec["rpm_window"], "tokens": spec["tpm_window"]},
                 "completed": stats["completed"],
@@ -145,6 +179,9 @@ SCENARIOS = {
     "split": lambda jobs: run_scenario(
         "split", [{"rpm_window": 600, "tpm_window": 60000}, {"rpm_window": 300, "tpm_window": 30000}],
         jobs * 3 // 2, max_tokens=50, prompt_chars=40),
+    "anthropic": lambda jobs: run_scenario(
+        "anthropic", [{"rpm_window": 600, "itpm_window": 30000, "otpm_window": 6000}],
+        jobs * 2 // 5, max_tokens=20, prompt_chars=800),
 }
 
 

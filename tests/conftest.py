@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -119,6 +120,31 @@ def database_url(request, tmp_path) -> str:
 
 
 # -- tests that run alone under pytest-xdist ------------------------------------------------
+
+# A run started in the background by a non-interactive shell (`pytest &` in a script) inherits
+# SIGINT ignored, as POSIX says, and would pass that on to every CLI process a test starts: the
+# Ctrl-C tests would fail for a reason of the launcher's. Tests run as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _sigint_state() -> tuple[object, bool]:
+    return signal.getsignal(signal.SIGINT), signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+@pytest.fixture(autouse=True)
+def _sigint_left_alone():
+    """A test that leaves Ctrl-C ignored or blocked in this process would pass that on to every
+    CLI process started after it here (an ignored or blocked signal is inherited), and a later
+    Ctrl-C test would fail for no reason of its own: name the test that did it instead."""
+    before = _sigint_state()
+    yield
+    after = _sigint_state()
+    if after != before:
+        signal.signal(signal.SIGINT, before[0])
+        signal.pthread_sigmask(signal.SIG_UNBLOCK if not before[1] else signal.SIG_BLOCK, [signal.SIGINT])
+        pytest.fail(f"this test changed SIGINT in the test process: {before} -> {after}")
+
 
 @pytest.fixture(autouse=True)
 def _alone_if_marked(request, tmp_path_factory):

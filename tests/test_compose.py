@@ -12,6 +12,9 @@ import pytest
 import yaml
 
 from cli import cli
+from dispatcher.providers.azure.credentials import AD_TOKEN_ENV as AZURE_AD_TOKEN_ENV
+from dispatcher.providers.azure.credentials import KEY_ENVS as AZURE_KEY_ENVS
+from dispatcher.providers.azure.endpoint import API_VERSION_ENV as AZURE_API_VERSION_ENV
 from dispatcher.providers.registry import PROVIDERS
 from tests.conftest import REPO
 
@@ -87,6 +90,8 @@ def test_environment_names_the_services_and_every_provider_key(service):
     assert "@postgres:5432/" in environment["LLM_DISPATCH_DATABASE_URL"]
     assert environment["LLM_DISPATCH_REDIS_URL"] == "redis://redis:6379/0"
     keys = {spec.key_env for spec in PROVIDERS.values() if spec.key_env}
+    keys |= {spec.base_env for spec in PROVIDERS.values() if spec.base_env}
+    keys |= {*AZURE_KEY_ENVS, AZURE_AD_TOKEN_ENV, AZURE_API_VERSION_ENV}  # Azure picks one per call
     assert keys <= set(environment), f"not passed through: {sorted(keys - set(environment))}"
     for key in keys:
         # No value: taken from the shell or .env when set, absent otherwise (an empty string
