@@ -10,6 +10,8 @@
 (b) provider latency 1 s: how many calls one worker process keeps in flight (peak seen by the
     provider) and the wall time for N jobs.
 Figures are medians over ``--runs``; record them in docs/benchmarks.md.
+``--provider anthropic`` runs the same jobs through the Anthropic adapter (``anthropic/``,
+the mock's Messages API) instead of the OpenAI-compatible one, for the adapter's CPU per job.
 """
 
 from __future__ import annotations
@@ -40,10 +42,22 @@ from bench.common import (  # noqa: E402
 from dispatcher import Client  # noqa: E402
 
 
-def distributed_run(base_url: str, jobs: int, folder: Path, worker: dict | None = None) -> dict:
+PROVIDERS = ("openai", "anthropic")
+
+
+def adapter_deployment(provider: str, base_url: str) -> dict | None:
+    """The deployment's litellm_params for ``provider`` at the mock (None: write_config's
+    openai/bench at its /v1)."""
+    if provider == "anthropic":
+        return {"model": "anthropic/claude-haiku-4-5", "api_base": base_url.removesuffix("/v1")}
+    return None
+
+
+def distributed_run(base_url: str, jobs: int, folder: Path, worker: dict | None = None,
+                    deployment: dict | None = None) -> dict:
     config = write_config(
         folder, base_url, database_url=fresh_postgres_schema(), redis_url=REDIS_URL,
-        namespace=f"bench-{uuid.uuid4().hex[:6]}", worker=worker,
+        namespace=f"bench-{uuid.uuid4().hex[:6]}", worker=worker, deployment=deployment,
     )
     source = write_requests(folder / "requests.jsonl", jobs)
     client = Client(config)
@@ -75,10 +89,10 @@ def distributed_run(base_url: str, jobs: int, folder: Path, worker: dict | None 
     }
 
 
-def embedded_run(base_url: str, jobs: int, folder: Path) -> dict:
+def embedded_run(base_url: str, jobs: int, folder: Path, deployment: dict | None = None) -> dict:
     config = write_config(
         folder, base_url, database_url=f"sqlite:///{folder / f'e-{uuid.uuid4().hex[:6]}.db'}",
-        redis_url=None, namespace="bench",
+        redis_url=None, namespace="bench", deployment=deployment,
     )
     source = write_requests(folder / "requests.jsonl", jobs)
     client = Client(config)
@@ -115,20 +129,25 @@ def main() -> None:
     parser.add_argument("--latency-jobs", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip", choices=["a", "b", "embedded"], action="append", default=[])
+    parser.add_argument("--provider", choices=PROVIDERS, default="openai",
+                        help="the adapter the jobs go through (default: openai)")
     args = parser.parse_args()
-    report = {}
+    report: dict = {"provider": args.provider}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if "a" not in args.skip:
             with mock_provider() as base_url:
-                runs = [distributed_run(base_url, args.jobs, folder) for _ in range(args.runs)]
+                deployment = adapter_deployment(args.provider, base_url)
+                runs = [distributed_run(base_url, args.jobs, folder, deployment=deployment) for _ in range(args.runs)]
                 report["a_distributed_latency0"] = {"runs": runs, "median": median_of(runs)}
                 if "embedded" not in args.skip:
-                    runs = [embedded_run(base_url, args.jobs, folder) for _ in range(args.runs)]
+                    runs = [embedded_run(base_url, args.jobs, folder, deployment) for _ in range(args.runs)]
                     report["a_embedded_latency0"] = {"runs": runs, "median": median_of(runs)}
         if "b" not in args.skip:
             with mock_provider(latency_ms=1000) as base_url:
-                runs = [distributed_run(base_url, args.latency_jobs, folder) for _ in range(args.runs)]
+                deployment = adapter_deployment(args.provider, base_url)
+                runs = [distributed_run(base_url, args.latency_jobs, folder, deployment=deployment)
+                        for _ in range(args.runs)]
                 report["b_distributed_latency1s"] = {"runs": runs, "median": median_of(runs)}
     print(json.dumps(report, indent=2))
 
