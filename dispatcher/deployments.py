@@ -48,6 +48,7 @@ class Deployment:
     mock_latency_ms: float = 0.0
     mock_latency_jitter_ms: float = 0.0
     mock_response: str | None = None
+    base_model: str | None = None  # model_info.base_model: what the price table knows it as
 
     def __repr__(self) -> str:  # never print keys, only where they come from
         return f"Deployment(id={self.id!r}, group={self.group!r}, model={self.provider}/{self.provider_model})"
@@ -191,6 +192,7 @@ def build_deployment(
         mock_latency_ms=params.mock_latency_ms,
         mock_latency_jitter_ms=params.mock_latency_jitter_ms,
         mock_response=params.mock_response,
+        base_model=entry.model_info.base_model,
     )
 
 

@@ -123,7 +123,8 @@ def price_for(deployment: Deployment) -> Price | None:
     """The deployment's own prices when configured, else the table's entry for its model."""
     if deployment.adapter == "mock" and deployment.input_cost_per_token is None and deployment.output_cost_per_token is None:
         return Price(0.0, 0.0)
-    table = table_price(deployment.provider, deployment.provider_model)
+    # An Azure deployment's model name is the deployment's; model_info.base_model names the model.
+    table = table_price(deployment.provider, deployment.base_model or deployment.provider_model)
     given_in, given_out = deployment.input_cost_per_token, deployment.output_cost_per_token
     if given_in is None and given_out is None:
         return table

@@ -161,3 +161,15 @@ def test_claude_with_configured_input_price_has_no_table_cache_prices():
 
 def test_openai_prices_have_no_cache_write_price():
     assert all(price_table()[name].cache_write_per_token is None for name in ("gpt-4o", "gpt-4o-mini"))
+
+
+def test_an_azure_deployment_is_priced_by_its_model_info_base_model():
+    config = parse_config({"model_list": [
+        {"model_name": "chat", "litellm_params": {"model": "azure/prod-chat-2", "api_base": "https://r.openai.azure.com",
+                                                  "api_key": "k"}},
+        {"model_name": "chat", "litellm_params": {"model": "azure/prod-chat-3", "api_base": "https://r.openai.azure.com",
+                                                  "api_key": "k"}, "model_info": {"base_model": "azure/gpt-4o-mini"}},
+    ]})
+    unnamed, named = build_deployments(config).by_group["chat"]
+    assert price_for(unnamed) is None  # a deployment name says nothing of the model: unknown, never free
+    assert price_for(named) == table_price("openai", "gpt-4o-mini")

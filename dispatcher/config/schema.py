@@ -118,6 +118,10 @@ class ModelInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: str | None = None
+    base_model: str | None = Field(
+        default=None, description="the model priced (LiteLLM's key), e.g. azure/gpt-4o for an Azure "
+        "deployment whose name says nothing of its model",
+    )
 
 
 class DeploymentConfig(BaseModel):
