@@ -119,7 +119,8 @@ class OpenAICompatibleProvider:
         """The pool is shared per endpoint and closed by its owner."""
 
 
-def _parse_completion(status: int, headers: httpx.Headers, data: bytes) -> Completion:
+def _json_answer(status: int, data: bytes, holds: str, what: str) -> tuple[bytes, dict]:
+    """The scrubbed body and its JSON, which must be an object with a ``holds`` list."""
     data = scrub_secrets(data)  # a provider may echo the key; the body is stored and cached
     try:
         parsed = orjson.loads(data)
@@ -128,11 +129,15 @@ def _parse_completion(status: int, headers: httpx.Headers, data: bytes) -> Compl
             f"HTTP {status} with a body that is not JSON: {data[:200].decode('utf-8', 'replace')!r}",
             status_code=status,
         ) from None
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("choices"), list):
+    if not isinstance(parsed, dict) or not isinstance(parsed.get(holds), list):
         raise pe.InvalidResponseError(
-            f"HTTP {status} with JSON that is not a chat completion (no 'choices')",
-            status_code=status,
+            f"HTTP {status} with JSON that is not {what} (no '{holds}')", status_code=status,
         )
+    return data, parsed
+
+
+def _parse_completion(status: int, headers: httpx.Headers, data: bytes) -> Completion:
+    data, parsed = _json_answer(status, data, "choices", "a chat completion")
     request_id = headers.get("x-request-id") or _str_or_none(parsed.get("id"))
     return Completion(
         status_code=status,
@@ -144,18 +149,7 @@ def _parse_completion(status: int, headers: httpx.Headers, data: bytes) -> Compl
 
 
 def _parse_embeddings(status: int, headers: httpx.Headers, data: bytes) -> Completion:
-    data = scrub_secrets(data)
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise pe.InvalidResponseError(
-            f"HTTP {status} with a body that is not JSON: {data[:200].decode('utf-8', 'replace')!r}",
-            status_code=status,
-        ) from None
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("data"), list):
-        raise pe.InvalidResponseError(
-            f"HTTP {status} with JSON that is not an embeddings list (no 'data')", status_code=status,
-        )
+    data, parsed = _json_answer(status, data, "data", "an embeddings list")
     usage = Usage.from_openai(parsed.get("usage"))
     if usage is not None:
         usage.completion_tokens = 0  # embeddings bill input only, whatever total_tokens says
