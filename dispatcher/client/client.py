@@ -157,9 +157,13 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
         return self.backends.messaging
 
     def close(self) -> None:
-        if self._local_worker is not None:
-            self._local_worker.stop()
-            self._local_worker = None
+        """Stop the workers this client started (calls in flight get shutdown_grace), then let
+        go of Redis and the database."""
+        self._local_worker = None
+        while self._nodes:
+            node = self._nodes.pop()
+            if not node.wait(0):  # a worker stopped by its owner is left as it is
+                node.stop()
         self.backends.close()
         if self._database is not None:
             self._database.dispose()
