@@ -111,17 +111,23 @@ def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> flo
 
 
 def rate_limit_info(headers: httpx.Headers, now: float | None = None) -> RateLimitInfo | None:
-    """What the ``anthropic-ratelimit-*`` headers say the key has left."""
+    """What the ``anthropic-ratelimit-*`` headers say the key has left. Tokens are the
+    scarcest of the token limits Anthropic reports (tokens, input tokens, output tokens), with
+    that limit's reset: any of them at zero pauses the deployment until it resets."""
     remaining_requests = _int_or_none(headers.get("anthropic-ratelimit-requests-remaining"))
-    remaining_tokens = _int_or_none(headers.get("anthropic-ratelimit-tokens-remaining"))
-    if remaining_requests is None and remaining_tokens is None:
+    token_limits = [
+        (remaining, limit) for limit in ("tokens", "input-tokens", "output-tokens")
+        if (remaining := _int_or_none(headers.get(f"anthropic-ratelimit-{limit}-remaining"))) is not None
+    ]
+    if remaining_requests is None and not token_limits:
         return None
     now = time.time() if now is None else now
+    remaining_tokens, scarcest = min(token_limits) if token_limits else (None, "tokens")
     return RateLimitInfo(
         remaining_requests=remaining_requests,
         remaining_tokens=remaining_tokens,
         reset_requests_s=_reset_in(headers, "requests", now),
-        reset_tokens_s=_reset_in(headers, "tokens", now),
+        reset_tokens_s=_reset_in(headers, scarcest, now),
     )
 
 

@@ -140,3 +140,19 @@ def test_secrets_are_scrubbed_from_error_text(monkeypatch):
     error = _map(401, "authentication_error", "invalid x-api-key: sk-ant-api03-secretvalue")
     assert "sk-ant-api03-secretvalue" not in error.message
     assert "sk-ant-api03-secretvalue" not in (error.body or "")
+
+
+def test_an_exhausted_input_or_output_token_limit_is_reported_with_its_reset():
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc).timestamp()
+    headers = httpx.Headers({
+        "anthropic-ratelimit-requests-remaining": "40",
+        "anthropic-ratelimit-requests-reset": "2026-11-30T12:00:01Z",
+        "anthropic-ratelimit-input-tokens-remaining": "0",
+        "anthropic-ratelimit-input-tokens-reset": "2026-11-30T12:00:07Z",
+        "anthropic-ratelimit-output-tokens-remaining": "900",
+        "anthropic-ratelimit-output-tokens-reset": "2026-11-30T12:00:02Z",
+    })
+    info = rate_limit_info(headers, now=now)
+    # Input tokens are the scarcest: the deployment pauses until their reset (7 s), not 2 s.
+    assert (info.remaining_requests, info.remaining_tokens) == (40, 0)
+    assert info.reset_tokens_s == 7.0 and info.reset_requests_s == 1.0
