@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher.api.auth import Caller, authenticated
@@ -40,7 +40,7 @@ class BatchCreate(BaseModel):
     output_expires_after: dict[str, Any] | None = Field(
         default=None, description="accepted; output files are views of the results and do not expire"
     )
-    priority: int | str | None = Field(default=None, description="0 (most urgent) to 9, or urgent/high/normal/low/bulk")
+    priority: StrictInt | str | None = Field(default=None, description="0 (most urgent) to 9, or urgent/high/normal/low/bulk")
     model: str | None = Field(default=None, max_length=200, description="model group for lines that name none")
     max_cost: float | None = Field(default=None, gt=0, description="cost cap in USD")
     weight: float | None = Field(default=None, gt=0, description="share among batches of one priority")

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher.api.auth import Caller, authenticated
@@ -51,7 +51,7 @@ class ChatRequest(BaseModel):
     model: str = Field(min_length=1, max_length=200, description="a model group (GET /v1/models)")
     messages: list[dict[str, Any]] = Field(min_length=1)
     stream: bool | None = None
-    priority: int | str | None = Field(
+    priority: StrictInt | str | None = Field(
         default=None, description="ours: 0 (most urgent) to 9 or a name; or the X-Priority header",
     )
 

@@ -141,6 +141,12 @@ async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status, exc.message, param=exc.param, code=exc.code, headers=exc.headers)
 
 
+def _union_member_tag(part) -> bool:
+    """pydantic names the member of a union it tried (``priority.int``); the caller named only
+    the field."""
+    return isinstance(part, str) and (part in ("int", "str", "float", "bool", "none") or "[" in part)
+
+
 async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
     """Pydantic's findings on a body or query, as OpenAI answers them: 400 naming the param."""
     problems = exc.errors()
@@ -148,7 +154,8 @@ async def _invalid_request(_request: Request, exc: RequestValidationError) -> JS
     if first.get("type") == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")
         return error_response(400, f"the body is not valid JSON: {detail}".rstrip(": "), code="invalid_json")
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    location = [str(part) for part in first.get("loc", ())
+                if part not in ("body", "query", "path", "header") and not _union_member_tag(part)]
     param = ".".join(location) or None
     message = first.get("msg", "invalid request")
     if param:

@@ -63,3 +63,15 @@ def test_a_not_before_text_that_is_not_a_time_is_a_400(embedded_api, text):
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert embedded_api.sdk(key).batches.list().data == []
+
+
+def test_a_priority_of_true_is_not_read_as_1(embedded_api):
+    # JSON true is not a priority (pydantic's lax int would have taken it as 1, "high").
+    key = embedded_api.make_key("boolean-priority")
+    answer = _post_raw(embedded_api, key, "/v1/chat/completions",
+                       '{"model": "chat", "messages": [{"role": "user", "content": "hi"}], "priority": true}')
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == "priority"
+    file_id = upload(embedded_api.sdk(key), batch_lines(1, prefix="bool")).id
+    answer = _post_raw(embedded_api, key, "/v1/batches", f'{{"input_file_id": "{file_id}", {CHAT_BATCH}, "priority": true}}')
+    assert answer.status_code == 400, answer.text
