@@ -27,6 +27,11 @@ def _option(help: str, default: Any = None, **shape: Any) -> Any:
     return field(default=default, metadata={"help": help, **shape})
 
 
+# Fair positions are seq / weight (scheduling/fair.py): bounded, they stay finite.
+MIN_WEIGHT = 0.001
+MAX_WEIGHT = 1000.0
+
+
 @dataclass
 class SubmitOptions:
     """Options of one submitted batch (all optional)."""
@@ -88,6 +93,8 @@ class SubmitOptions:
             raise UsageError("max_cost must be positive")
         if self.weight <= 0:
             raise UsageError("weight must be positive")
+        if not MIN_WEIGHT <= self.weight <= MAX_WEIGHT:
+            raise UsageError(f"weight must be between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}")
 
 
 def public_fields() -> list:

@@ -45,6 +45,8 @@ def test_options_are_normalized_once_when_built():
     ({"delay": "a while"}, "--delay: 'a while' is not a duration"),
     ({"not_before": "next week"}, "--not-before: 'next week' is not a time"),
     ({"weight": 0}, "weight must be positive"),
+    ({"weight": 5e-324}, "weight must be between 0.001 and 1000"),
+    ({"weight": 1e6}, "weight must be between 0.001 and 1000"),
     ({"max_cost": -1.0}, "max_cost must be positive"),
 ])
 def test_bad_options_are_usage_errors_naming_the_option(fields, message):
