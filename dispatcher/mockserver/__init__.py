@@ -4,6 +4,8 @@
         [--latency-ms MS] [--jitter-ms MS] [--api-key KEY]
         [--rpm N] [--tpm N] [--itpm N] [--otpm N] [--window-s S]
         [--error-rate F] [--overload-rate F] [--hang-rate F] [--hang-s S] [--seed N] [--verbose]
+        [--batch-delay-s S] [--batch-line-error-rate F] [--batch-expire]
+        [--batch-max-lines N] [--batch-max-bytes N]
 
 The same options are fields of ``options.MockOptions``; ``app.create_app(options)`` (or
 ``create_app(rpm=3, ...)``) builds the aiohttp application for use in-process.
@@ -25,8 +27,28 @@ Routes (each has its counters under ``by_route`` in the stats):
 (``azure.chat``, ``azure.embeddings``), ``POST /openai/v1/chat/completions|embeddings``
 (``azure.v1.chat``, ``azure.v1.embeddings``)
     Azure OpenAI's URLs, ``api-key`` header and error shapes (``azure.py``).
+``POST /v1/files``, ``GET|DELETE /v1/files/{id}``, ``GET /v1/files/{id}/content``
+    OpenAI's Files API, in memory (``openai_files.py``).
+``POST|GET /v1/batches``, ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``
+    OpenAI's Batches API over uploaded files (``openai_batches.py``): the input checked as
+    OpenAI checks it, each line answered as its endpoint's route would answer it.
+``POST|GET /v1/messages/batches``, ``GET|DELETE /v1/messages/batches/{id}``, ``POST .../{id}/cancel``,
+``GET .../{id}/results``
+    Anthropic's Message Batches API (``anthropic_batches.py``), each request checked and
+    answered as ``/v1/messages`` would.
 ``GET /mock/stats[?detail=1]``, ``POST /mock/reset``, ``GET /health``
-    Counters (see ``stats.py``), clearing them, liveness.
+    Counters (see ``stats.py``; batch uploads, creations and lines under ``batches``),
+    clearing them, liveness.
+
+Batches are answered when created and revealed by the clock (``batch_clock.py``): they end
+``--batch-delay-s`` seconds later (OpenAI: validating -> in_progress -> finalizing ->
+completed; Anthropic: in_progress -> ended), lines finishing at an even pace in between.
+``--batch-line-error-rate`` fails that fraction of lines (500 or 429), ``--batch-expire`` ends
+every batch expired with half its lines done, a cancel keeps the lines done by then. Limits:
+``--batch-max-lines`` / ``--batch-max-bytes`` (default the providers': OpenAI 50,000 lines and
+200 MB, the batch then ``failed``; Anthropic 100,000 requests and 256 MB, refused with 400 or
+413). Batch traffic goes through none of the steps below (no rate limits, faults or latency)
+and is not counted in ``requests``; files and batches survive ``/mock/reset``.
 
 What happens to a provider call, in order (``pipeline.py``):
 

@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--verbose", action="store_true", help="log every request")
     add("--prompt-token-scale", type=float, default=1.0,
         help="bill prompts at this multiple of the dispatcher's estimate (another tokenizer)")
+    add("--batch-delay-s", type=float, default=2.0, help="time a batch takes to end (default 2)")
+    add("--batch-line-error-rate", type=float, default=0.0,
+        help="fraction of batch lines that fail (500 or 429; Anthropic: errored)")
+    add("--batch-expire", action="store_true", help="batches expire after the delay with half their lines done")
+    add("--batch-max-lines", type=int, help="lines per batch (default: OpenAI 50,000, Anthropic 100,000)")
+    add("--batch-max-bytes", type=int, help="bytes per batch (default: OpenAI 200 MB, Anthropic 256 MB)")
     return parser
 
 

@@ -67,7 +67,8 @@ class AnthropicMessages:
     def error(self, status: int, message: str, headers: dict[str, str]) -> web.Response:
         return respond(status, error_body(status, message, headers["request-id"]), headers)
 
-    async def plan(self, request: web.Request, state: MockState, headers: dict[str, str]) -> Plan | web.Response:
+    def check_headers(self, request: web.Request, state: MockState, headers: dict[str, str]) -> web.Response | None:
+        """A refusal of the key or the ``anthropic-version`` header, or None (every route)."""
         key = _api_key(request)
         if not key:
             return self.error(401, "x-api-key header is required", headers)
@@ -78,17 +79,24 @@ class AnthropicMessages:
             return self.error(400, "anthropic-version: header is required", headers)
         if not _VERSION.match(version):
             return self.error(400, f"anthropic-version: '{version}' is not a valid version", headers)
+        return None
+
+    async def plan(self, request: web.Request, state: MockState, headers: dict[str, str]) -> Plan | web.Response:
+        refused = self.check_headers(request, state, headers)
+        if refused is not None:
+            return refused
         body = await read_json_object(request)
         if body is None:
             return self.error(400, "There was an issue with the request body: it is not a JSON object", headers)
         problem = request_problem(body)
         if problem is not None:
             return self.error(400, problem, headers)
-        return self._plan(body, request, state, headers)
+        return self.plan_body(body, request, state, headers)
 
-    def _plan(
+    def plan_body(
         self, body: dict[str, Any], request: web.Request, state: MockState, headers: dict[str, str]
     ) -> Plan | web.Response:
+        """The answer to a checked body (also a batch request's, ``anthropic_batches.py``)."""
         found = _directives(body)
         try:
             sleep_s = float(found.get("sleep") or 0.0)

@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from dispatcher.mockserver import anthropic_batches, openai_batches, openai_files
 from dispatcher.mockserver.anthropic_api import AnthropicMessages
 from dispatcher.mockserver.azure import AzureShape
 from dispatcher.mockserver.openai_api import ChatCompletions, Embeddings, OpenAIShape
@@ -71,11 +72,15 @@ async def _log_requests(request: web.Request, next_handler: Handler) -> web.Stre
         log.info("%s %s -> %d in %.1f ms", request.method, request.path_qs, status, elapsed_ms)
 
 
+_MAX_BODY = 320 * 1024 * 1024
+
+
 def create_app(options: MockOptions | None = None, **overrides: Any) -> web.Application:
     """The mock provider as an aiohttp app: ``create_app(MockOptions(rpm=3))`` or ``create_app(rpm=3)``."""
     options = replace(options or MockOptions(), **overrides)
-    # Big bodies are legitimate (long prompts, images as data URLs); aiohttp's default is 1 MiB.
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    # Big bodies are legitimate (long prompts, images as data URLs, batch files up to OpenAI's
+    # 200 MB and Anthropic's 256 MB, so a bigger one can be refused in the provider's words).
+    app = web.Application(client_max_size=_MAX_BODY)
     if options.verbose:
         app.middlewares.append(_log_requests)
     app[STATE] = MockState(options)
@@ -85,10 +90,17 @@ def create_app(options: MockOptions | None = None, **overrides: Any) -> web.Appl
     for prefix in ("/v1", ""):  # api_base with or without /v1
         add(f"{prefix}/chat/completions", handler(ChatCompletions(openai)))
         add(f"{prefix}/embeddings", handler(Embeddings(openai)))
+        openai_files.add_routes(app, prefix)
+        openai_batches.add_routes(app, prefix)
+    app[openai_files.FILES] = openai_files.FileStore()
+    app[openai_batches.BATCHES] = openai_batches.BatchStore()
 
     messages = handler(AnthropicMessages())
     add("/v1/messages", messages)
     add("/v1/v1/messages", messages)  # an Anthropic api_base that already ends in /v1
+    anthropic_batches.add_routes(app, "/v1")
+    anthropic_batches.add_routes(app, "/v1/v1")
+    app[anthropic_batches.MESSAGE_BATCHES] = anthropic_batches.MessageBatchStore()
 
     azure, azure_v1 = AzureShape(), AzureShape(v1=True)
     add("/openai/deployments/{deployment}/chat/completions", handler(ChatCompletions(azure)))

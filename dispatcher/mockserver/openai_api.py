@@ -161,6 +161,12 @@ class ChatCompletions(_Operation):
         body = await self._body(request, state, headers)
         if isinstance(body, web.Response):
             return body
+        return self.plan_body(body, request, state, headers)
+
+    def plan_body(
+        self, body: dict[str, Any], request: web.Request, state: MockState, headers: dict[str, str]
+    ) -> Plan | web.Response:
+        """The answer to a parsed body (also a batch line's, ``openai_batches.py``)."""
         shape = self.shape
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -210,6 +216,12 @@ class Embeddings(_Operation):
         body = await self._body(request, state, headers)
         if isinstance(body, web.Response):
             return body
+        return self.plan_body(body, request, state, headers)
+
+    def plan_body(
+        self, body: dict[str, Any], request: web.Request, state: MockState, headers: dict[str, str]
+    ) -> Plan | web.Response:
+        """The answer to a parsed body (also a batch line's, ``openai_batches.py``)."""
         shape = self.shape
         try:
             wanted = EmbeddingsRequest.read(body)

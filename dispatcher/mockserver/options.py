@@ -28,18 +28,26 @@ class MockOptions:
     seed: int | None = None  # for the error, overload, hang and jitter draws
     verbose: bool = False  # log every request
     prompt_token_scale: float = 1.0  # bill prompts at this multiple of our estimate (a tokenizer)
+    # Batches (OpenAI Files + Batches, Anthropic Message Batches): how long one takes to end,
+    # the fraction of its lines that fail (500 or 429), whether it expires instead, and the
+    # size limits (None: the provider's own, 50,000 lines / 200 MB and 100,000 / 256 MB).
+    batch_delay_s: float = 2.0
+    batch_line_error_rate: float = 0.0
+    batch_expire: bool = False
+    batch_max_lines: int | None = None
+    batch_max_bytes: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append("port must be in 0..65535")
-        for name in ("latency_ms", "jitter_ms", "hang_s"):
+        for name in ("latency_ms", "jitter_ms", "hang_s", "batch_delay_s"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative")
-        for name in ("error_rate", "overload_rate", "hang_rate"):
+        for name in ("error_rate", "overload_rate", "hang_rate", "batch_line_error_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be between 0 and 1")
-        for name in ("rpm", "tpm", "itpm", "otpm"):
+        for name in ("rpm", "tpm", "itpm", "otpm", "batch_max_lines", "batch_max_bytes"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name} must be at least 1")

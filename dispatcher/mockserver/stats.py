@@ -44,6 +44,36 @@ class RouteStats:
         }
 
 
+class BatchCounts:
+    """One provider's batch traffic: uploads, creations, lines (per batch), and lines whose
+    prompt an earlier batch already carried (a dispatcher that resubmits pays twice)."""
+
+    __slots__ = ("files_uploaded", "batches_created", "lines", "duplicate_lines", "cancels", "by_batch",
+                 "_fingerprints")
+
+    def __init__(self) -> None:
+        self.files_uploaded = 0
+        self.batches_created = 0
+        self.lines = 0
+        self.duplicate_lines = 0
+        self.cancels = 0
+        self.by_batch: dict[str, int] = {}
+        self._fingerprints: set[str] = set()
+
+    def created(self, batch_id: str, fingerprints: list[str]) -> None:
+        self.batches_created += 1
+        self.lines += len(fingerprints)
+        self.by_batch[batch_id] = len(fingerprints)
+        seen = self._fingerprints
+        self.duplicate_lines += sum(1 for fp in set(fingerprints) if fp in seen)
+        seen.update(fingerprints)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"files_uploaded": self.files_uploaded, "batches_created": self.batches_created,
+                "lines": self.lines, "duplicate_lines": self.duplicate_lines, "cancels": self.cancels,
+                "by_batch": dict(self.by_batch)}
+
+
 class MockStats:
     """Counters since the server started or was last reset.
 
@@ -65,6 +95,7 @@ class MockStats:
         self.cache_creation_input_tokens = 0
         self.cache_read_input_tokens = 0
         self.by_route: dict[str, RouteStats] = {}
+        self.batches = {"openai": BatchCounts(), "anthropic": BatchCounts()}
         self.fingerprint_counts: collections.Counter[str] = collections.Counter()
         # Typed arrays: 8 bytes an entry, so long benchmark runs do not bloat the server.
         self.received_at = array("d")
@@ -149,6 +180,7 @@ class MockStats:
             "rate_limited": self.by_status.get(429, 0),
             **peaks,
             "by_route": {route: counts.as_dict() for route, counts in sorted(self.by_route.items())},
+            "batches": {provider: counts.as_dict() for provider, counts in self.batches.items()},
         }
         if detail:
             data["fingerprint_counts"] = dict(self.fingerprint_counts)

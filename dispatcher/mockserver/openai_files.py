@@ -1,0 +1,138 @@
+"""OpenAI's Files API as the mock speaks it, for batches: upload, retrieve, content, delete.
+
+``POST /v1/files`` (multipart ``file`` and ``purpose``), ``GET /v1/files/{id}``,
+``GET /v1/files/{id}/content`` (the raw bytes), ``DELETE /v1/files/{id}``. Batches write
+their output and error files here (purpose ``batch_output``). Files live in memory until
+deleted or the server stops (``/mock/reset`` keeps them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from dispatcher.mockserver.openai_api import OpenAIShape
+from dispatcher.mockserver.pipeline import respond
+from dispatcher.mockserver.state import STATE, MockState
+
+PURPOSES = {"assistants", "batch", "fine-tune", "vision", "user_data", "evals"}
+INPUT_EXPIRES_S = 30 * 24 * 3600  # batch input files expire after 30 days by default
+
+
+@dataclass(slots=True)
+class StoredFile:
+    id: str
+    filename: str
+    purpose: str
+    content: bytes
+    created_at: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "file", "bytes": len(self.content), "created_at": self.created_at,
+                "filename": self.filename, "purpose": self.purpose, "status": "processed",
+                "expires_at": self.created_at + INPUT_EXPIRES_S, "status_details": None}
+
+
+class FileStore:
+    """The files uploaded, and those batches wrote."""
+
+    def __init__(self) -> None:
+        self._prefix = f"file-mock{os.urandom(4).hex()}"
+        self._ids = itertools.count(1)
+        self.files: dict[str, StoredFile] = {}
+
+    def add(self, filename: str, purpose: str, content: bytes) -> StoredFile:
+        stored = StoredFile(f"{self._prefix}{next(self._ids):06x}", filename, purpose, content, int(time.time()))
+        self.files[stored.id] = stored
+        return stored
+
+
+FILES = web.AppKey("openai_files", FileStore)
+SHAPE = OpenAIShape()
+
+
+def refused(request: web.Request, state: MockState, headers: dict[str, str]) -> web.Response | None:
+    """OpenAI's key check, as on chat (``--api-key``)."""
+    return SHAPE.authenticate(request, state, headers)
+
+
+def not_found(kind: str, object_id: str, headers: dict[str, str]) -> web.Response:
+    message = f"No such {kind} object: {object_id}"
+    return respond(404, orjson.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                                "param": "id", "code": None}}), headers)
+
+
+def bad_request(message: str, headers: dict[str, str], param: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
+    return respond(400, orjson.dumps(body), headers)
+
+
+async def upload(request: web.Request) -> web.Response:
+    """``POST /v1/files``: a multipart upload of ``file`` with its ``purpose``."""
+    state = request.app[STATE]
+    headers = SHAPE.first_headers(state.request_id())
+    denied = refused(request, state, headers)
+    if denied is not None:
+        return denied
+    if not request.content_type.startswith("multipart/"):
+        return bad_request("The request must be multipart/form-data with 'file' and 'purpose'.", headers)
+    form = await request.post()
+    purpose = form.get("purpose")
+    field = form.get("file")
+    if not isinstance(purpose, str) or purpose not in PURPOSES:
+        return bad_request(f"Invalid value for 'purpose': {purpose!r}.", headers, "purpose")
+    if not isinstance(field, web.FileField):
+        return bad_request("'file' is a required property and must be a file.", headers, "file")
+    stored = request.app[FILES].add(field.filename or "upload.jsonl", purpose, field.file.read())
+    state.stats.batches["openai"].files_uploaded += 1
+    return respond(200, orjson.dumps(stored.as_dict()), headers)
+
+
+def _lookup(request: web.Request) -> tuple[StoredFile | web.Response, dict[str, str]]:
+    """The file the URL names (or the refusal), and the answer's first headers."""
+    state = request.app[STATE]
+    headers = SHAPE.first_headers(state.request_id())
+    denied = refused(request, state, headers)
+    if denied is not None:
+        return denied, headers
+    file_id = request.match_info["file_id"]
+    stored = request.app[FILES].files.get(file_id)
+    return (stored if stored is not None else not_found("File", file_id, headers)), headers
+
+
+async def retrieve(request: web.Request) -> web.Response:
+    """``GET /v1/files/{id}``."""
+    found, headers = _lookup(request)
+    if isinstance(found, web.Response):
+        return found
+    return respond(200, orjson.dumps(found.as_dict()), headers)
+
+
+async def content(request: web.Request) -> web.Response:
+    """``GET /v1/files/{id}/content``: the bytes as uploaded or written."""
+    found, headers = _lookup(request)
+    if isinstance(found, web.Response):
+        return found
+    return respond(200, found.content, headers, "application/octet-stream")
+
+
+async def delete(request: web.Request) -> web.Response:
+    """``DELETE /v1/files/{id}``."""
+    found, headers = _lookup(request)
+    if isinstance(found, web.Response):
+        return found
+    del request.app[FILES].files[found.id]
+    return respond(200, orjson.dumps({"id": found.id, "object": "file", "deleted": True}), headers)
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    app.router.add_post(f"{prefix}/files", upload)
+    app.router.add_get(f"{prefix}/files/{{file_id}}", retrieve)
+    app.router.add_get(f"{prefix}/files/{{file_id}}/content", content)
+    app.router.add_delete(f"{prefix}/files/{{file_id}}", delete)
