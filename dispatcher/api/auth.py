@@ -42,10 +42,6 @@ class Caller:
     key: ApiKey | None
     admin: bool
 
-    def sees(self, owner: str | None) -> bool:
-        """May this caller read something owned by ``owner``?"""
-        return self.admin or owner == self.owner
-
     @property
     def list_owner(self) -> str | None:
         """The owner to filter lists by; None for the admin, who sees everything."""

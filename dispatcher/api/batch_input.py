@@ -9,7 +9,7 @@ the input is read once here first, for keys that have limits.
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import orjson
 
@@ -19,6 +19,18 @@ from dispatcher.intake.validate import CHAT_COMPLETIONS, endpoint_of_url
 from dispatcher.priority import parse_priority
 
 
+def _json_objects(source: BinaryIO) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of the lines that are JSON objects; the others are left to submit,
+    which refuses them with their line numbers."""
+    for line_no, raw in iter_lines(source):
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            yield line_no, data
+
+
 def other_endpoint(source: BinaryIO, endpoint: str) -> str | None:
     """The problem if the file's lines call another endpoint than the batch's, else None.
 
@@ -26,13 +38,7 @@ def other_endpoint(source: BinaryIO, endpoint: str) -> str | None:
     OpenAI does) and refuses the others by line number. Lines that are not JSON objects, or
     whose url is not served, are left to submit too.
     """
-    for line_no, raw in iter_lines(source):
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(data, dict):
-            continue
+    for line_no, data in _json_objects(source):
         batch_form = {"url", "body", "method"} & data.keys()
         url = data.get("url", CHAT_COMPLETIONS) if batch_form else CHAT_COMPLETIONS
         called = endpoint_of_url(url)
@@ -55,13 +61,7 @@ def forbidden_request(
     key = caller.key
     if key is None or (key.models is None and key.max_priority is None):
         return None
-    for line_no, raw in iter_lines(source):
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(data, dict):
-            continue
+    for line_no, data in _json_objects(source):
         body = data.get("body") if isinstance(data.get("body"), dict) else data
         group = body.get("model") or default_group
         if isinstance(group, str) and group in groups and not key.allows_model(group):

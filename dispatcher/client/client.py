@@ -121,7 +121,6 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
         self.settings = self.config.dispatcher_settings
         self.backends: Backends = build_backends(self.settings)
         self._database: Database | None = None
-        self._local_worker: WorkerNode | None = None  # started by wait()/complete() in embedded mode
         self._nodes: list[WorkerNode] = []  # in-process workers started by this client
 
     # -- connections -------------------------------------------------------------------
@@ -159,7 +158,6 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
     def close(self) -> None:
         """Stop the workers this client started (calls in flight get shutdown_grace), then let
         go of Redis and the database."""
-        self._local_worker = None
         while self._nodes:
             node = self._nodes.pop()
             if not node.wait(0):  # a worker stopped by its owner is left as it is
@@ -547,10 +545,11 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
 
     def _ensure_local_worker(self) -> None:
         """Embedded mode: only this process can run jobs, so start a worker here, unless this
-        client started one already (a stopped one was stopped on purpose, e.g. by Ctrl-C)."""
+        client started one already (a stopped one was stopped on purpose, e.g. by Ctrl-C);
+        ``close`` stops it with the others."""
         if not self.embedded or self._nodes:
             return
-        self._local_worker = self.start_worker()
+        self.start_worker()
 
     def run(
         self,

@@ -137,6 +137,18 @@ class _Operation:
     def overloaded(self, headers: dict[str, str]) -> web.Response:
         return self.shape.overloaded(headers)
 
+    async def plan(self, request: web.Request, state: MockState, headers: dict[str, str]) -> Plan | web.Response:
+        body = await self._body(request, state, headers)
+        if isinstance(body, web.Response):
+            return body
+        return self.plan_body(body, request, state, headers)
+
+    def plan_body(
+        self, body: dict[str, Any], request: web.Request, state: MockState, headers: dict[str, str]
+    ) -> Plan | web.Response:
+        """The answer to a parsed body (also a batch line's, ``openai_batches.py``)."""
+        raise NotImplementedError
+
     async def _body(
         self, request: web.Request, state: MockState, headers: dict[str, str]
     ) -> dict[str, Any] | web.Response:
@@ -156,12 +168,6 @@ class ChatCompletions(_Operation):
     """``POST .../chat/completions``: the built-in mock reply (``providers/mock/replies.py``)."""
 
     operation = "chat"
-
-    async def plan(self, request: web.Request, state: MockState, headers: dict[str, str]) -> Plan | web.Response:
-        body = await self._body(request, state, headers)
-        if isinstance(body, web.Response):
-            return body
-        return self.plan_body(body, request, state, headers)
 
     def plan_body(
         self, body: dict[str, Any], request: web.Request, state: MockState, headers: dict[str, str]
@@ -211,12 +217,6 @@ class Embeddings(_Operation):
     """``POST .../embeddings``: deterministic unit vectors (``embeddings.py``)."""
 
     operation = "embeddings"
-
-    async def plan(self, request: web.Request, state: MockState, headers: dict[str, str]) -> Plan | web.Response:
-        body = await self._body(request, state, headers)
-        if isinstance(body, web.Response):
-            return body
-        return self.plan_body(body, request, state, headers)
 
     def plan_body(
         self, body: dict[str, Any], request: web.Request, state: MockState, headers: dict[str, str]
