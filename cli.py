@@ -477,9 +477,10 @@ def cancel(app: AppContext, batch_id: str) -> None:
 
 
 @cli.command()
-@click.option("--by", type=click.Choice(["group", "deployment", "batch", "day", "key"]), default="group",
+@click.option("--by", type=click.Choice(["group", "deployment", "batch", "day", "key", "route"]), default="group",
               show_default=True, help="How to group the report (key: by the API key whose batches made "
-              "the calls; '(direct)' for batches submitted without one).")
+              "the calls; '(direct)' for batches submitted without one; route: realtime calls, or "
+              "lines of the providers' batch APIs, at batch prices).")
 @click.option("--since", metavar="TIME", help=f"From TIME: {TIME_OR_AGO_HELP}.")
 @click.option("--until", metavar="TIME", help="Up to TIME (same forms as --since).")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list.")

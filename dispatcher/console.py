@@ -71,6 +71,17 @@ def metadata_text(metadata: dict | None) -> str:
     return ", ".join(f"{key}={value}" for key, value in (metadata or {}).items())
 
 
+def route_text(info: BatchInfo) -> str:
+    """The route, and for provider-batch how many batches the providers have in which state."""
+    if not info.provider_batches:
+        return info.via
+    states: dict[str, int] = {}
+    for part in info.provider_batches:
+        states[part["state"]] = states.get(part["state"], 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in states.items())
+    return f"{info.via} ({len(info.provider_batches)} provider batches: {summary})"
+
+
 def batch_table(info: BatchInfo) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -80,6 +91,7 @@ def batch_table(info: BatchInfo) -> Table:
         ("status", status_text(info)),
         *([("metadata", metadata_text(info.metadata))] if info.metadata else []),
         ("priority", str(info.priority)),
+        ("route", route_text(info)),
         ("requests", f"{info.total} total, {info.succeeded} succeeded, {info.failed} failed"
                      + (f", {info.cancelled} cancelled" if info.cancelled else "")
                      + (f", {info.expired} expired" if info.expired else "")),

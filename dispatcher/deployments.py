@@ -49,6 +49,11 @@ class Deployment:
     mock_latency_jitter_ms: float = 0.0
     mock_response: str | None = None
     base_model: str | None = None  # model_info.base_model: what the price table knows it as
+    batch_api: bool = False  # may take work through the provider's batch API
+    batch_max_lines: int | None = None  # a provider batch's cap below the provider's own
+    batch_max_bytes: int | None = None
+    input_cost_per_token_batches: float | None = None  # None: half the realtime price
+    output_cost_per_token_batches: float | None = None
 
     def __repr__(self) -> str:  # never print keys, only where they come from
         return f"Deployment(id={self.id!r}, group={self.group!r}, model={self.provider}/{self.provider_model})"
@@ -111,6 +116,20 @@ def _azure_ad_token(value: str | None, where: str) -> Secret | None:
         raise DeploymentProblem(where, "oidc/ token references are not supported; give the token "
                                        "itself as os.environ/NAME")
     return Secret(value, where)
+
+
+# Providers whose batch API is on unless batch_api: false; an OpenAI-compatible endpoint
+# (hosted_vllm/, openai/ at another api_base) may turn it on with batch_api: true.
+BATCH_API_BY_DEFAULT = {"openai", "azure", "anthropic"}
+
+
+def _batch_api(configured: bool | None, provider: str, adapter: str, where: str) -> bool:
+    if configured is None:
+        return provider in BATCH_API_BY_DEFAULT
+    if configured and adapter not in ("openai", "azure", "anthropic"):
+        raise DeploymentProblem(f"{where}.batch_api", f"provider '{provider}' has no batch API we can use "
+                                                     "(openai/, azure/, anthropic/ and OpenAI-compatible endpoints do)")
+    return configured
 
 
 def _unsupported(provider: str, where: str) -> DeploymentProblem:
@@ -193,6 +212,11 @@ def build_deployment(
         mock_latency_jitter_ms=params.mock_latency_jitter_ms,
         mock_response=params.mock_response,
         base_model=entry.model_info.base_model,
+        batch_api=_batch_api(params.batch_api, params.provider, spec.adapter, where),
+        batch_max_lines=params.batch_max_lines,
+        batch_max_bytes=params.batch_max_bytes,
+        input_cost_per_token_batches=params.input_cost_per_token_batches,
+        output_cost_per_token_batches=params.output_cost_per_token_batches,
     )
 
 

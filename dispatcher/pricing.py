@@ -141,6 +141,34 @@ def price_for(deployment: Deployment) -> Price | None:
     return Price(input_price, output_price, cached, written)
 
 
+# The providers' batch APIs bill half the list price, prompt-cache reads and writes included:
+# OpenAI's Batch API ("50% discount on inputs and outputs",
+# https://platform.openai.com/docs/guides/batch), Azure OpenAI's global batch (50% of global
+# standard), Anthropic's Message Batches ("50% of standard API prices",
+# https://platform.claude.com/docs/en/build-with-claude/batch-processing). Checked 2026-11-30.
+# A deployment's input_cost_per_token_batches / output_cost_per_token_batches (LiteLLM's
+# names) replace it.
+BATCH_DISCOUNT = {"openai": 0.5, "azure": 0.5, "anthropic": 0.5}
+BATCH_PRICES_CHECKED = "2026-11-30"
+
+
+def batch_price_for(deployment: Deployment) -> Price | None:
+    """What a line of the deployment's provider batch costs per token."""
+    given_in, given_out = deployment.input_cost_per_token_batches, deployment.output_cost_per_token_batches
+    realtime = price_for(deployment)
+    if given_in is not None and given_out is not None:
+        return Price(given_in, given_out)
+    if realtime is None:
+        return None
+    share = BATCH_DISCOUNT.get(deployment.adapter, 0.5)
+    return Price(
+        given_in if given_in is not None else realtime.input_per_token * share,
+        given_out if given_out is not None else realtime.output_per_token * share,
+        None if realtime.cached_input_per_token is None else realtime.cached_input_per_token * share,
+        None if realtime.cache_write_per_token is None else realtime.cache_write_per_token * share,
+    )
+
+
 def table_price(provider: str, model: str) -> Price | None:
     """The shipped price of ``provider/model``, trying the provider-qualified name first."""
     table = price_table()

@@ -63,6 +63,11 @@ class SubmitOptions:
     max_cost: float | None = _option(
         "Cost cap: once spent plus the estimated cost of calls in flight reaches it, no new request "
         "starts; the batch ends 'budget_exceeded'.", metavar="USD", positive=True)
+    via: str | None = _option(
+        "Route: realtime (calls now, within rate limits), provider-batch (the provider's batch API: "
+        "half price, results within 24 h), or auto (provider-batch for low/bulk priority with a "
+        "completion window of at least 24h). Default: config's default_via (realtime).",
+        metavar="ROUTE")
     cache: bool = _option(
         "Answer requests identical to ones already answered from the response cache (any "
         "temperature), without a provider call.", False)
@@ -89,6 +94,10 @@ class SubmitOptions:
                 self.not_before = parse_time(self.not_before)
             except ValueError as exc:
                 raise UsageError(f"--not-before: {exc}") from None
+        if self.via is not None:
+            from dispatcher.remote.route import parse_via
+
+            self.via = parse_via(self.via)
         if self.max_cost is not None and self.max_cost <= 0:
             raise UsageError("max_cost must be positive")
         if self.weight <= 0:

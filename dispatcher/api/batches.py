@@ -1,12 +1,12 @@
 """``/v1/batches``: create a batch from an uploaded file, retrieve, list and cancel, as the
 openai SDK calls them. Our own options come through the SDK's ``extra_body``: ``priority``,
 ``model`` (for lines that name none), ``max_cost``, ``weight``, ``not_before``,
-``idempotency_key``.
+``idempotency_key``, ``via`` (the route).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -46,6 +46,10 @@ class BatchCreate(BaseModel):
     weight: float | None = Field(default=None, gt=0, description="share among batches of one priority")
     not_before: float | str | None = Field(default=None, description="Unix seconds or ISO 8601: start no earlier")
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    via: Literal["realtime", "provider-batch", "auto"] | None = Field(
+        default=None, description="route: realtime calls, the provider's batch API (half price, within "
+        "24 h), or auto (provider-batch for low/bulk priority with a window of at least 24h)",
+    )
 
 
 def _batch_not_found(batch_id: str) -> ApiError:
@@ -101,7 +105,7 @@ def _create(client, caller: Caller, body: BatchCreate, priority: int) -> BatchIn
                 source, owner=caller.owner, input_file_id=file.id, priority=priority, model=body.model,
                 max_cost=caller.cost_cap(body.max_cost), weight=body.weight or 1.0,
                 not_before=body.not_before, idempotency_key=body.idempotency_key,
-                metadata=body.metadata or {}, completion_window=body.completion_window,
+                metadata=body.metadata or {}, completion_window=body.completion_window, via=body.via,
             )
         except InputError as refused:
             batch_id = record_refused_batch(

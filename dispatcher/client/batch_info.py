@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Row
@@ -50,10 +50,14 @@ class BatchInfo:
     input_file_id: str | None = None  # the uploaded file it was made from
     budget_exceeded_at: float | None = None  # when spending reached max_cost (unstarted jobs cancelled)
     endpoint: str = "/v1/chat/completions"  # the url of every line (or /v1/embeddings)
+    via: str = "realtime"  # the route: realtime, or provider-batch (the providers' batch APIs)
+    # provider-batch: its batches at the providers (id, remote_id, deployment, state, lines...)
+    provider_batches: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_row(cls, row: Row) -> "BatchInfo":
+    def from_row(cls, row: Row, provider_batches: list[dict[str, Any]] | None = None) -> "BatchInfo":
         return cls(
+            provider_batches=provider_batches or [],
             id=row.id,
             status=row.status,
             name=row.name,
@@ -90,6 +94,7 @@ class BatchInfo:
             input_file_id=row.input_file_id,
             budget_exceeded_at=row.budget_exceeded_at,
             endpoint=row.endpoint,
+            via=row.via,
         )
 
     @property
@@ -198,6 +203,8 @@ class BatchInfo:
             "dispatcher_status": self.status,  # ours: budget_exceeded where OpenAI's says cancelled
             "name": self.name,
             "priority": self.priority,
+            "via": self.via,  # ours: the route (realtime, or provider-batch: the provider's batch API)
+            **({"provider_batches": self.provider_batches} if self.provider_batches else {}),
             "cancelled_requests": self.cancelled,
             "expired_requests": self.expired,
             "usage": {
@@ -218,6 +225,18 @@ class BatchInfo:
             "held_until": ts(self.held_until()),
             "error_message": self.error_message,
         }
+
+
+def provider_batch_view(part: Row) -> dict[str, Any]:
+    """One of a batch's provider batches, as status shows it (no key, no file contents)."""
+    return {
+        "id": part.id, "remote_id": part.remote_id, "deployment": part.deployment_id,
+        "model_group": part.model_group, "state": part.state, "provider_status": part.provider_status,
+        "lines": part.lines, "input_file_id": part.input_file_id, "polls": part.polls,
+        "created_at": int(part.created_at), "submitted_at": int(part.submitted_at) if part.submitted_at else None,
+        "ended_at": int(part.ended_at) if part.ended_at else None,
+        "cancel_requested": bool(part.cancel_requested), "last_problem": part.message,
+    }
 
 
 def _usd(amount: float | None) -> str:

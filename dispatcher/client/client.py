@@ -29,7 +29,7 @@ from dispatcher.backends import Backends, build_backends
 from dispatcher.client import keys as client_keys
 from dispatcher.client.awaited import AwaitedMethods, CompletionFailed, prepare_awaited
 from dispatcher.client.awaited import CompletionTimeout  # noqa: F401 - part of this module's API
-from dispatcher.client.batch_info import BatchInfo
+from dispatcher.client.batch_info import BatchInfo, provider_batch_view
 from dispatcher.client.export import (
     FAILED_STATUSES,
     ExportCounts,
@@ -50,10 +50,11 @@ from dispatcher.errors import NotFoundError, UsageError
 from dispatcher.intake.reader import Source
 from dispatcher.priority import parse_priority
 from dispatcher.store import batches as batch_sql
+from dispatcher.store import provider_batches as part_sql
 from dispatcher.store import workers as worker_sql
 from dispatcher.store.database import Database
 from dispatcher.store.migrate import ensure_schema
-from dispatcher.store.tables import BatchStatus, JobStatus
+from dispatcher.store.tables import BatchStatus, JobStatus, Route
 from dispatcher.submit_options import SubmitOptions
 from dispatcher.times import parse_time_or_ago
 
@@ -237,9 +238,10 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
         """The batch's state; with ``owner`` (an API key id), another owner's batch is not found."""
         with self.database.read() as connection:
             row = batch_sql.get_batch(connection, batch_id)
+            parts = part_sql.parts_of_batch(connection, batch_id) if row is not None and row.via != Route.REALTIME else []
         if row is None or (owner is not None and row.owner != owner):
             raise NotFoundError(f"no batch with id {batch_id} in {self.database.display_url}")
-        return BatchInfo.from_row(row)
+        return BatchInfo.from_row(row, [provider_batch_view(part) for part in parts])
 
     def list_batches(
         self, *, limit: int = 20, status: str | None = None, owner: str | None = None, after: str | None = None,

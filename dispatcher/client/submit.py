@@ -29,16 +29,18 @@ import sqlalchemy as sa
 
 from dispatcher.client.option_limits import check_options
 from dispatcher.config.schema import DispatcherConfig
+from dispatcher.deployments import build_deployments
 from dispatcher.durations import parse_duration
 from dispatcher.errors import DispatcherError, InputError, ServiceUnavailableError, UsageError
 from dispatcher.intake.reader import Source, describe, iter_lines
 from dispatcher.intake.validate import CHAT_COMPLETIONS, JobSpec, LineValidator, Problem, invalid_line_text
+from dispatcher.remote.route import REALTIME, RouteChoice, choose_route
 from dispatcher.scheduling.fair import BatchPositions
 from dispatcher.store import batches as batch_sql
 from dispatcher.store import jobs as job_sql
 from dispatcher.store.clock import read_database_clock
 from dispatcher.store.database import Database, database_now
-from dispatcher.store.tables import BatchStatus, JobStatus
+from dispatcher.store.tables import BatchStatus, JobStatus, Route
 from dispatcher.submit_options import SubmitOptions
 
 log = logging.getLogger(__name__)
@@ -120,12 +122,13 @@ def submit(
             raise InputError(_problem_summary(counts), counts.problems[:MAX_REPORTED_PROBLEMS])
         if counts.total == 0:
             raise InputError(f"{describe(source) or 'the input'} holds no requests")
+        route = _route(options, config, counts, window_s, validator.endpoint)
         check_services()
         while True:
             spool.seek(0)
             try:
                 batch_id = _store(spool, counts, options, config, database, source, validator,
-                                  window_s, lease_s, owner=owner, input_file_id=input_file_id)
+                                  window_s, lease_s, owner=owner, input_file_id=input_file_id, route=route)
                 break
             except _KeyTaken:
                 # Another submit with this key won the race: its batch is the answer (unless
@@ -137,10 +140,21 @@ def submit(
     result = SubmitResult(
         batch_id, counts.total, counts.invalid, counts.groups, problems=counts.problems
     )
-    warning = _wake_workers(notify, batch_id, counts.groups, settings.worker.claim_batch)
+    realtime_groups = {group: n for group, n in counts.groups.items() if not route.holds(group)}
+    warning = _wake_workers(notify, batch_id, realtime_groups, settings.worker.claim_batch)
     if warning:
         result.warnings.append(warning)
     return result
+
+
+def _route(options: SubmitOptions, config: DispatcherConfig, counts: "_Counts", window_s: float,
+           endpoint: str | None) -> RouteChoice:
+    via = options.via or config.dispatcher_settings.default_via
+    if via == Route.REALTIME:
+        return REALTIME
+    priority = options.priority if options.priority is not None else config.dispatcher_settings.default_priority
+    return choose_route(via, priority=priority, window_s=window_s, deployments=build_deployments(config),
+                        groups=counts.groups, endpoint=endpoint)
 
 
 def _wake_workers(notify: Callable[[dict[str, int]], None], batch_id: str, groups: dict[str, int],
@@ -280,7 +294,8 @@ class _StoringStopped(Exception):
 
 def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherConfig,
            database: Database, source: Source, validator: LineValidator, window_s: float,
-           lease_s: float, *, owner: str | None, input_file_id: str | None) -> str:
+           lease_s: float, *, owner: str | None, input_file_id: str | None,
+           route: RouteChoice = REALTIME) -> str:
     settings = config.dispatcher_settings
     # Workers compare expires_at and not_before with the database's clock: write them on it.
     with database.read() as connection:
@@ -309,6 +324,7 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
         not_before=options.not_before,
         max_cost=options.max_cost,
         cache_mode=options.cache_mode,
+        via=route.route,
         owner=owner,
         input_file_id=input_file_id,
         total=counts.total,
@@ -330,7 +346,7 @@ def _store(spool, counts: _Counts, options: SubmitOptions, config: DispatcherCon
         read_frontier=_level_reader(database, job_sql.fair_frontier, now),
         read_queue_end=_level_reader(database, job_sql.queue_end),
     )
-    rows = _rows(spool, batch_id, priority, options, now, expires_at, positions, validator)
+    rows = _rows(spool, batch_id, priority, options, now, expires_at, positions, validator, route)
     _store_jobs(database, batch_id, rows, lease_s, offset)
     return batch_id
 
@@ -378,7 +394,8 @@ def _level_reader(database: Database, read: Callable[..., float], *args) -> Call
 
 
 def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: float,
-          expires_at: float, positions: BatchPositions, validator: LineValidator) -> Iterator[dict]:
+          expires_at: float, positions: BatchPositions, validator: LineValidator,
+          route: RouteChoice) -> Iterator[dict]:
     not_before = options.not_before or 0.0
     for seq, raw in enumerate(spool):
         record = orjson.loads(raw)
@@ -394,7 +411,8 @@ def _rows(spool, batch_id: str, priority: int, options: SubmitOptions, now: floa
             _, _, _, group, body, line_priority, est_prompt, est_completion, endpoint = record
             job_priority = priority if line_priority is None else line_priority
             row.update(
-                model_group=group, body=body, status=JobStatus.QUEUED,
+                model_group=group, body=body,
+                status=JobStatus.HELD if route.holds(group) else JobStatus.QUEUED,
                 priority=job_priority,
                 fair_key=positions.position(group, job_priority, seq),  # scheduling/fair.py
                 est_prompt_tokens=est_prompt, est_completion_tokens=est_completion, endpoint=endpoint,

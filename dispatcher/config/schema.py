@@ -68,6 +68,15 @@ class LiteLLMParams(BaseModel):
     # This deployment's budget: USD it may spend per period (LiteLLM's max_budget).
     max_budget: PositiveFloat | None = None
     budget_duration: str | None = None
+    # The provider's own batch API (half price, 24 h): on by default for openai/, azure/ and
+    # anthropic/ deployments; true turns it on for an OpenAI-compatible endpoint that has one
+    # (vLLM's, another llm-dispatcher's). The limits cap a provider batch below the provider's
+    # own (OpenAI 50,000 lines and 200 MB, Anthropic 100,000 and 256 MB).
+    batch_api: bool | None = None
+    input_cost_per_token_batches: Annotated[float, Field(ge=0)] | None = None
+    output_cost_per_token_batches: Annotated[float, Field(ge=0)] | None = None
+    batch_max_lines: PositiveInt | None = None
+    batch_max_bytes: PositiveInt | None = None
     mock_latency_ms: NonNegativeFloat = 0.0
     mock_latency_jitter_ms: NonNegativeFloat = 0.0
     mock_response: str | None = None
@@ -208,6 +217,24 @@ class RouterSettings(BaseModel):
         return policies
 
 
+class ProviderBatchSettings(BaseModel):
+    """How workers drive the providers' batch APIs (``submit --via provider-batch``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check_interval: PositiveFloat = Field(
+        default=2.0, description="seconds between a worker's looks for provider batches to form, send or poll"
+    )
+    first_poll: PositiveFloat = Field(default=30.0, description="seconds from creating a provider batch to its first poll")
+    max_poll_interval: PositiveFloat = Field(
+        default=600.0, description="longest wait between polls (the wait doubles from first_poll)"
+    )
+    per_worker: PositiveInt = Field(
+        default=4, description="provider batches one worker process works on at once (uploads, polls, imports)"
+    )
+    import_chunk: PositiveInt = Field(default=2000, description="result lines written per transaction")
+
+
 class WorkerSettings(BaseModel):
     """How one worker process behaves. Defaults suit calls that take seconds."""
 
@@ -335,6 +362,12 @@ class DispatcherSettings(BaseModel):
         default=1024, description="completion tokens assumed when a request sets no max_tokens"
     )
     completion_window: str = "24h"
+    default_via: Literal["realtime", "provider-batch", "auto"] = Field(
+        default="realtime",
+        description="the route of a batch submitted without --via: realtime calls, the provider's "
+        "batch API (half price, within 24 h), or auto (provider-batch for low/bulk priority with a "
+        "window of at least 24 h)",
+    )
     fair_share: bool = Field(
         default=True,
         description="batches of one priority take turns; false: first submitted, first served",
@@ -351,6 +384,7 @@ class DispatcherSettings(BaseModel):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    provider_batches: ProviderBatchSettings = Field(default_factory=ProviderBatchSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("database_url")

@@ -7,6 +7,7 @@ This module wires the parts and runs them; each part has one reason to change:
     membership.py   register, heartbeat and lease, take over dead workers, housekeeping
     observers.py    logs and metrics, as observers with named hooks
     writer.py       outcomes written in batches, exactly once per claim
+    remote/driver   the provider batch route (dispatcher/remote/): form, upload, create, poll, import
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dispatcher.engine.stalls import StallWatch
 from dispatcher.engine.writer import OutcomeWriter
 from dispatcher.metrics import Metrics
 from dispatcher.providers.provider_set import ProviderSet
+from dispatcher.remote.driver import ProviderBatchDriver
 from dispatcher.routing.admission import Admission
 from dispatcher.routing.stats import RoutingStats
 from dispatcher.routing.strategies import build_strategy
@@ -124,6 +126,8 @@ class Engine:
             asyncio.create_task(self._every(STATS_SYNC_INTERVAL_S, self._sync_routing_stats)),
             asyncio.create_task(self._every(OBSERVERS_REFRESH_S, self._refresh_observers)),
         ]
+        if self._remote.active:
+            background.append(asyncio.create_task(self._remote.run(), name="provider-batches"))
         writer_task = background[0]
         self.started.set_result(self.worker_id)
         for group in self.groups:
@@ -164,6 +168,11 @@ class Engine:
         self._membership = Membership(
             worker_id=self.worker_id, groups=self.groups, concurrency=self.concurrency,
             settings=worker, db=self._db, clock=self.clock, on_requeued=self._requeued,
+        )
+        self._remote = ProviderBatchDriver(
+            deployments=self._deployments, groups=self.groups, settings=settings.provider_batches,
+            db=self._db, clock=self.clock, membership=self._membership, worker_id=self.worker_id,
+            on_requeued=self._requeued,
         )
         self._calls = JobCalls(
             runner=runner, cache=self._shared.cache, cache_ttl_s=settings.cache.ttl_s,
@@ -258,6 +267,7 @@ class Engine:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        await self._remote.stop(self._grace)
         await self._writer.close()
         try:
             await writer_task

@@ -27,11 +27,15 @@ Routes (each has its counters under ``by_route`` in the stats):
 (``azure.chat``, ``azure.embeddings``), ``POST /openai/v1/chat/completions|embeddings``
 (``azure.v1.chat``, ``azure.v1.embeddings``)
     Azure OpenAI's URLs, ``api-key`` header and error shapes (``azure.py``).
-``POST /v1/files``, ``GET|DELETE /v1/files/{id}``, ``GET /v1/files/{id}/content``
+``POST|GET /v1/files``, ``GET|DELETE /v1/files/{id}``, ``GET /v1/files/{id}/content``
     OpenAI's Files API, in memory (``openai_files.py``).
 ``POST|GET /v1/batches``, ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``
     OpenAI's Batches API over uploaded files (``openai_batches.py``): the input checked as
     OpenAI checks it, each line answered as its endpoint's route would answer it.
+``/openai/files...``, ``/openai/batches...`` (with ``api-version``), ``/openai/v1/files...``,
+``/openai/v1/batches...``
+    The same, as Azure OpenAI serves them: its key header and errors, lines for
+    ``/chat/completions`` and ``/embeddings``.
 ``POST|GET /v1/messages/batches``, ``GET|DELETE /v1/messages/batches/{id}``, ``POST .../{id}/cancel``,
 ``GET .../{id}/results``
     Anthropic's Message Batches API (``anthropic_batches.py``), each request checked and

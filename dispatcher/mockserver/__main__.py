@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--batch-expire", action="store_true", help="batches expire after the delay with half their lines done")
     add("--batch-max-lines", type=int, help="lines per batch (default: OpenAI 50,000, Anthropic 100,000)")
     add("--batch-max-bytes", type=int, help="bytes per batch (default: OpenAI 200 MB, Anthropic 256 MB)")
+    add("--upload-reply-delay-s", type=float, default=0.0,
+        help="answer a file upload this long after storing it (a caller killed meanwhile never learns its id)")
+    add("--create-reply-delay-s", type=float, default=0.0,
+        help="answer a batch creation this long after creating it (OpenAI and Anthropic)")
     return parser
 
 

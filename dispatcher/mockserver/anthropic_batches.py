@@ -217,6 +217,8 @@ async def create(request: web.Request) -> web.Response:
                          results)
     store.batches[batch.id] = batch
     state.stats.batches["anthropic"].created(batch.id, fingerprints)
+    if state.options.create_reply_delay_s:
+        await asyncio.sleep(state.options.create_reply_delay_s)
     return respond(200, orjson.dumps(batch.view(time.monotonic(), _root_url(request))), headers)
 
 

@@ -107,6 +107,12 @@ def create_app(options: MockOptions | None = None, **overrides: Any) -> web.Appl
     add("/openai/deployments/{deployment}/embeddings", handler(Embeddings(azure)))
     add("/openai/v1/chat/completions", handler(ChatCompletions(azure_v1)))
     add("/openai/v1/embeddings", handler(Embeddings(azure_v1)))
+    # Azure's files and batches: OpenAI's handlers in Azure's dialect, sharing OpenAI's stores;
+    # a batch line's url is the operation without /v1 (/chat/completions), as Azure documents.
+    for prefix, shape in (("/openai", azure), ("/openai/v1", azure_v1)):
+        operations = {"/chat/completions": ChatCompletions(shape), "/embeddings": Embeddings(shape)}
+        openai_files.add_routes(app, prefix, shape)
+        openai_batches.add_routes(app, prefix, shape, operations)
 
     app.router.add_get("/mock/stats", stats_handler)
     app.router.add_post("/mock/reset", reset_handler)

@@ -9,6 +9,10 @@ Routes (``{endpoint}`` is the mock's root, as ``azure_endpoint`` / ``api_base``)
     supported``). The answer's ``model`` is the body's ``model``, else the deployment name.
 ``POST /openai/v1/chat/completions``, ``POST /openai/v1/embeddings``
     The v1 surface: no api-version needed, the deployment is the body's ``model``.
+``/openai/files``, ``/openai/batches`` (with ``api-version``) and ``/openai/v1/files``,
+``/openai/v1/batches``
+    Batches, served by ``openai_files.py`` and ``openai_batches.py`` in this dialect; a line's
+    ``url`` (and the batch's ``endpoint``) is ``/chat/completions`` or ``/embeddings``.
 
 The key goes in ``api-key: KEY`` or, for Entra ID tokens, ``Authorization: Bearer TOKEN``;
 one of them is always required (401 otherwise), and with ``--api-key`` it must be that value.

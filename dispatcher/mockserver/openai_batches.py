@@ -13,6 +13,9 @@ validating -> in_progress -> finalizing -> completed after ``--batch-delay-s``, 
 file (200 answers) and an error file (the others); ``--batch-expire`` ends it ``expired`` with
 half its lines done and the rest ``batch_expired`` in the error file; a cancel goes
 cancelling -> cancelled keeping the lines done by then.
+
+Azure OpenAI's batches use the same handlers (``add_routes`` with Azure's shape and its
+operations, whose line ``url`` is ``/chat/completions`` or ``/embeddings``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from aiohttp import web
 
 from dispatcher.mockserver.batch_clock import DAY_S, FINALIZING_SHARE, VALIDATING_SHARE, BatchClock
 from dispatcher.mockserver.openai_api import ChatCompletions, Embeddings
-from dispatcher.mockserver.openai_files import FILES, SHAPE, FileStore, bad_request, not_found, refused
+from dispatcher.mockserver.openai_api import OpenAIShape
+from dispatcher.mockserver.openai_files import (
+    FILES, SHAPE, SHAPE_KEY, FileStore, bad_request, bind, not_found, refused, shape_of,
+)
 from dispatcher.mockserver.pipeline import JSON, Plan, read_json_object, respond
 from dispatcher.mockserver.state import STATE, MockState
 from dispatcher.providers.mock.replies import error_body
@@ -43,6 +49,11 @@ OPERATIONS = {"/v1/chat/completions": ChatCompletions(SHAPE), "/v1/embeddings": 
 EXPIRED_ERROR = {"code": "batch_expired",
                  "message": "This request could not be executed before the completion window expired."}
 ACTIVE = ("validating", "in_progress", "finalizing")
+OPERATIONS_KEY = "mock_batch_operations"  # request key: the endpoints a route's batches take
+
+
+def operations_of(request: web.Request) -> dict[str, Any]:
+    return request.get(OPERATIONS_KEY, OPERATIONS)
 
 
 @dataclass(slots=True)
@@ -236,7 +247,7 @@ def check_input(
 async def answer_lines(lines: list[dict[str, Any]], endpoint: str, request: web.Request,
                  state: MockState) -> tuple[list[LineAnswer], list[str]]:
     """Each line's answer from the realtime route's code, and its prompt's fingerprint."""
-    operation = OPERATIONS[endpoint]
+    operation = operations_of(request)[endpoint]
     rate = state.options.batch_line_error_rate
     rng = state.rng
     answers, fingerprints = [], []
@@ -272,7 +283,7 @@ def _injected_failure(answer: LineAnswer, rate_limited: bool) -> LineAnswer:
 async def create(request: web.Request) -> web.Response:
     """``POST /v1/batches``: ``{input_file_id, endpoint, completion_window: "24h", metadata?}``."""
     state = request.app[STATE]
-    headers = SHAPE.first_headers(state.request_id())
+    headers = shape_of(request).first_headers(state.request_id())
     denied = refused(request, state, headers)
     if denied is not None:
         return denied
@@ -280,9 +291,10 @@ async def create(request: web.Request) -> web.Response:
     if body is None:
         return bad_request("We could not parse the JSON body of your request (mock).", headers)
     endpoint, window, metadata = body.get("endpoint"), body.get("completion_window"), body.get("metadata")
-    if endpoint not in OPERATIONS:
+    operations = operations_of(request)
+    if endpoint not in operations:
         return bad_request(f"Invalid value for 'endpoint': {endpoint!r}; the mock supports "
-                           f"{', '.join(OPERATIONS)}.", headers, "endpoint")
+                           f"{', '.join(operations)}.", headers, "endpoint")
     if window != "24h":
         return bad_request(f"Invalid value for 'completion_window': {window!r}; supported: '24h'.", headers,
                            "completion_window")
@@ -310,6 +322,8 @@ async def create(request: web.Request) -> web.Response:
     batch = OpenAIBatch(batch_id, endpoint, file_id, metadata, model, clock, answers, problems or None)
     store.batches[batch_id] = batch
     state.stats.batches["openai"].created(batch_id, fingerprints)
+    if options.create_reply_delay_s:
+        await asyncio.sleep(options.create_reply_delay_s)
     return respond(200, orjson.dumps(batch.view(time.monotonic(), request.app[FILES])), headers)
 
 
@@ -320,7 +334,7 @@ def _valid_metadata(metadata: Any) -> bool:
 
 def _lookup(request: web.Request) -> tuple[OpenAIBatch | web.Response, dict[str, str]]:
     state = request.app[STATE]
-    headers = SHAPE.first_headers(state.request_id())
+    headers = shape_of(request).first_headers(state.request_id())
     denied = refused(request, state, headers)
     if denied is not None:
         return denied, headers
@@ -355,7 +369,7 @@ async def cancel(request: web.Request) -> web.Response:
 async def listing(request: web.Request) -> web.Response:
     """``GET /v1/batches?after=&limit=``: newest first, a cursor page."""
     state = request.app[STATE]
-    headers = SHAPE.first_headers(state.request_id())
+    headers = shape_of(request).first_headers(state.request_id())
     denied = refused(request, state, headers)
     if denied is not None:
         return denied
@@ -378,8 +392,16 @@ async def listing(request: web.Request) -> web.Response:
     return respond(200, orjson.dumps(body), headers)
 
 
-def add_routes(app: web.Application, prefix: str) -> None:
-    app.router.add_post(f"{prefix}/batches", create)
-    app.router.add_get(f"{prefix}/batches", listing)
-    app.router.add_get(f"{prefix}/batches/{{batch_id}}", retrieve)
-    app.router.add_post(f"{prefix}/batches/{{batch_id}}/cancel", cancel)
+def add_routes(app: web.Application, prefix: str, shape: OpenAIShape | None = None,
+               operations: dict[str, Any] | None = None) -> None:
+    """The batches routes under ``prefix``, in ``shape``'s dialect taking ``operations``'
+    endpoints (OpenAI's when None)."""
+    values: dict[str, Any] = {}
+    if shape is not None:
+        values[SHAPE_KEY] = shape
+    if operations is not None:
+        values[OPERATIONS_KEY] = operations
+    app.router.add_post(f"{prefix}/batches", bind(create, values))
+    app.router.add_get(f"{prefix}/batches", bind(listing, values))
+    app.router.add_get(f"{prefix}/batches/{{batch_id}}", bind(retrieve, values))
+    app.router.add_post(f"{prefix}/batches/{{batch_id}}/cancel", bind(cancel, values))

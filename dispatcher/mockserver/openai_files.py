@@ -1,18 +1,23 @@
 """OpenAI's Files API as the mock speaks it, for batches: upload, retrieve, content, delete.
 
-``POST /v1/files`` (multipart ``file`` and ``purpose``), ``GET /v1/files/{id}``,
+``POST /v1/files`` (multipart ``file`` and ``purpose``), ``GET /v1/files`` (a cursor page:
+``purpose``, ``order``, ``limit``, ``after``), ``GET /v1/files/{id}``,
 ``GET /v1/files/{id}/content`` (the raw bytes), ``DELETE /v1/files/{id}``. Batches write
 their output and error files here (purpose ``batch_output``). Files live in memory until
 deleted or the server stops (``/mock/reset`` keeps them).
+
+The same handlers serve Azure OpenAI's files (``azure.py``'s shape: ``api-key``, api-version):
+``add_routes`` binds a shape to its routes, which the handlers read with ``shape_of``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -55,11 +60,31 @@ class FileStore:
 
 FILES = web.AppKey("openai_files", FileStore)
 SHAPE = OpenAIShape()
+SHAPE_KEY = "mock_shape"  # request key: the dialect (OpenAI's, Azure's) a route was added with
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def shape_of(request: web.Request) -> OpenAIShape:
+    return request.get(SHAPE_KEY, SHAPE)
+
+
+def bind(handler: Handler, values: dict[str, Any]) -> Handler:
+    """``handler`` with ``values`` put in each request first (how a route knows its dialect)."""
+    if not values:
+        return handler
+
+    async def bound(request: web.Request) -> web.StreamResponse:
+        request.update(values)
+        return await handler(request)
+
+    return bound
 
 
 def refused(request: web.Request, state: MockState, headers: dict[str, str]) -> web.Response | None:
-    """OpenAI's key check, as on chat (``--api-key``)."""
-    return SHAPE.authenticate(request, state, headers)
+    """The dialect's URL and key checks, as on chat (``--api-key``; Azure's api-version)."""
+    shape = shape_of(request)
+    return shape.check_endpoint(request, headers) or shape.authenticate(request, state, headers)
 
 
 def not_found(kind: str, object_id: str, headers: dict[str, str]) -> web.Response:
@@ -76,7 +101,7 @@ def bad_request(message: str, headers: dict[str, str], param: str | None = None)
 async def upload(request: web.Request) -> web.Response:
     """``POST /v1/files``: a multipart upload of ``file`` with its ``purpose``."""
     state = request.app[STATE]
-    headers = SHAPE.first_headers(state.request_id())
+    headers = shape_of(request).first_headers(state.request_id())
     denied = refused(request, state, headers)
     if denied is not None:
         return denied
@@ -91,13 +116,15 @@ async def upload(request: web.Request) -> web.Response:
         return bad_request("'file' is a required property and must be a file.", headers, "file")
     stored = request.app[FILES].add(field.filename or "upload.jsonl", purpose, field.file.read())
     state.stats.batches["openai"].files_uploaded += 1
+    if state.options.upload_reply_delay_s:
+        await asyncio.sleep(state.options.upload_reply_delay_s)
     return respond(200, orjson.dumps(stored.as_dict()), headers)
 
 
 def _lookup(request: web.Request) -> tuple[StoredFile | web.Response, dict[str, str]]:
     """The file the URL names (or the refusal), and the answer's first headers."""
     state = request.app[STATE]
-    headers = SHAPE.first_headers(state.request_id())
+    headers = shape_of(request).first_headers(state.request_id())
     denied = refused(request, state, headers)
     if denied is not None:
         return denied, headers
@@ -131,8 +158,43 @@ async def delete(request: web.Request) -> web.Response:
     return respond(200, orjson.dumps({"id": found.id, "object": "file", "deleted": True}), headers)
 
 
-def add_routes(app: web.Application, prefix: str) -> None:
-    app.router.add_post(f"{prefix}/files", upload)
-    app.router.add_get(f"{prefix}/files/{{file_id}}", retrieve)
-    app.router.add_get(f"{prefix}/files/{{file_id}}/content", content)
-    app.router.add_delete(f"{prefix}/files/{{file_id}}", delete)
+async def listing(request: web.Request) -> web.Response:
+    """``GET /v1/files?purpose=&order=&limit=&after=``: a cursor page, newest first by default."""
+    state = request.app[STATE]
+    headers = shape_of(request).first_headers(state.request_id())
+    denied = refused(request, state, headers)
+    if denied is not None:
+        return denied
+    query = request.query
+    try:
+        limit = int(query.get("limit", "10000"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 10000:
+        return bad_request("Invalid value for 'limit': it must be between 1 and 10000.", headers, "limit")
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        return bad_request(f"Invalid value for 'order': {order!r}; supported: 'asc', 'desc'.", headers, "order")
+    purpose = query.get("purpose")
+    files = [stored for stored in request.app[FILES].files.values() if purpose in (None, stored.purpose)]
+    if order == "desc":
+        files.reverse()  # the store keeps upload order
+    after = query.get("after")
+    if after:
+        ids = [stored.id for stored in files]
+        files = files[ids.index(after) + 1:] if after in ids else []
+    page = files[:limit]
+    body = {"object": "list", "data": [stored.as_dict() for stored in page],
+            "first_id": page[0].id if page else None, "last_id": page[-1].id if page else None,
+            "has_more": len(files) > limit}
+    return respond(200, orjson.dumps(body), headers)
+
+
+def add_routes(app: web.Application, prefix: str, shape: OpenAIShape | None = None) -> None:
+    """The files routes under ``prefix``, answering in ``shape``'s dialect (OpenAI's if None)."""
+    values = {SHAPE_KEY: shape} if shape is not None else {}
+    app.router.add_post(f"{prefix}/files", bind(upload, values))
+    app.router.add_get(f"{prefix}/files", bind(listing, values))
+    app.router.add_get(f"{prefix}/files/{{file_id}}", bind(retrieve, values))
+    app.router.add_get(f"{prefix}/files/{{file_id}}/content", bind(content, values))
+    app.router.add_delete(f"{prefix}/files/{{file_id}}", bind(delete, values))

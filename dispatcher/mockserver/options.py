@@ -36,12 +36,17 @@ class MockOptions:
     batch_expire: bool = False
     batch_max_lines: int | None = None
     batch_max_bytes: int | None = None
+    # Seconds between doing an upload or a batch creation and answering it: the window in
+    # which a test kills the caller, whose upload or batch then exists without it knowing.
+    upload_reply_delay_s: float = 0.0
+    create_reply_delay_s: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append("port must be in 0..65535")
-        for name in ("latency_ms", "jitter_ms", "hang_s", "batch_delay_s"):
+        for name in ("latency_ms", "jitter_ms", "hang_s", "batch_delay_s", "upload_reply_delay_s",
+                     "create_reply_delay_s"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative")
         for name in ("error_rate", "overload_rate", "hang_rate", "batch_line_error_rate"):

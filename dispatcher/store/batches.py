@@ -244,12 +244,17 @@ def mark_in_progress_started(connection: Connection, batch_ids: Iterable[str], n
 
 
 def cancel_queued_jobs(connection: Connection, batch_id: str, now: float) -> int:
-    """Cancel a batch's jobs that have not started; returns how many."""
+    """Cancel a batch's jobs that have not started; returns how many. Provider batches not
+    sent yet are dropped; the others are cancelled at the provider by the worker that polls
+    them, keeping the lines that finished."""
+    from dispatcher.store.provider_batches import cancel_unsent_parts
+
+    dropped = cancel_unsent_parts(connection, batch_id, now)
     result = connection.execute(
         jobs.update()
         .where(
             jobs.c.batch_id == batch_id,
-            jobs.c.status == JobStatus.QUEUED,
+            jobs.c.status.in_([JobStatus.QUEUED, JobStatus.HELD]),
         )
         .values(
             status=JobStatus.CANCELLED,
@@ -258,7 +263,7 @@ def cancel_queued_jobs(connection: Connection, batch_id: str, now: float) -> int
             error_message="The batch was cancelled before this request started.",
         )
     )
-    return result.rowcount or 0
+    return (result.rowcount or 0) + dropped
 
 
 def count_jobs_by_status(connection: Connection, batch_id: str) -> dict[str, int]:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from dispatcher.store.attempts import ABANDONED, record_attempts
 from dispatcher.store.database import database_now
+from dispatcher.store.provider_batches import release_worker_parts
 from dispatcher.store.tables import JobStatus, jobs, workers
 
 Released = tuple[int, str, str, int]  # job id, batch id, model group, attempt number
@@ -42,6 +43,8 @@ def release_worker_jobs(
     calls unfinished); each job counts it, and one that reached ``max_worker_deaths`` ends
     ``failed`` (``worker_died``) instead of killing the next worker. Returns the requeued jobs.
     """
+    # Its provider batches: free for the next worker, which resumes each step from SQL.
+    release_worker_parts(connection, worker_id)
     running = sa.and_(jobs.c.worker_id == worker_id, jobs.c.status == JobStatus.RUNNING)
     deaths = jobs.c.worker_deaths + (1 if died else 0)
     common = dict(

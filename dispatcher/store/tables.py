@@ -20,8 +20,21 @@ class JobStatus:
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    # the provider batch route (dispatcher/remote/): never claimed by realtime workers
+    HELD = "held"  # waiting to be put in a provider batch
+    REMOTE = "remote"  # in a provider batch (``remote_part``); its line's result fences it
 
     FINAL = (SUCCEEDED, FAILED, CANCELLED, EXPIRED)
+
+
+class Route:
+    """How a batch's requests reach the provider (``submit --via``)."""
+
+    REALTIME = "realtime"
+    PROVIDER_BATCH = "provider-batch"
+    AUTO = "auto"  # chosen at submit: provider-batch for low/bulk priority and a 24 h window
+
+    CHOICES = (REALTIME, PROVIDER_BATCH, AUTO)
 
 
 class BatchStatus:
@@ -95,6 +108,10 @@ class Batch(SQLModel, table=True):
         default="batch", max_length=16, sa_column_kwargs={"server_default": "batch"},
         description="batch, or completion: one request a caller waits for (POST /v1/chat/completions)",
     )
+    via: str = Field(
+        default="realtime", max_length=16, sa_column_kwargs={"server_default": "realtime"},
+        description="the route chosen at submit: realtime, or provider-batch (the provider's batch API)",
+    )
 
 
 class Job(SQLModel, table=True):
@@ -112,6 +129,14 @@ class Job(SQLModel, table=True):
         sa.Index("ux_jobs_batch_seq", "batch_id", "seq", unique=True),
         sa.Index("ux_jobs_batch_custom_id", "batch_id", "custom_id", unique=True),
         sa.Index("ix_jobs_batch_status", "batch_id", "status"),
+        # Partial: a job leaves it when its line's result is written, so the import (which
+        # rewrites every job of a provider batch) adds no entry to it.
+        sa.Index(
+            "ix_jobs_remote_part",
+            "remote_part",
+            postgresql_where=sa.text("status = 'remote'"),
+            sqlite_where=sa.text("status = 'remote'"),
+        ),
         sa.Index(
             "ix_jobs_running_worker",
             "worker_id",
@@ -146,6 +171,9 @@ class Job(SQLModel, table=True):
         default=None, description="estimated cost of the running call (batch cost caps)"
     )
     cache_mode: int = Field(default=0, description="0 off, 1 deterministic requests, 2 forced")
+    remote_part: Optional[str] = Field(
+        default=None, max_length=40, description="the provider batch (provider_batches.id) it was put in"
+    )
     awaited: bool = Field(
         default=False, sa_column_kwargs={"server_default": sa.false()},
         description="a caller waits for it: its result is written at once and announced",
@@ -183,7 +211,7 @@ class Attempt(SQLModel, table=True):
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    job_id: int = Field(index=True)
+    job_id: int = Field(description="looked up through ux_attempts_job_claim, whose first column it is")
     batch_id: str = Field(max_length=64, index=True)
     number: int
     claim: Optional[int] = Field(default=None, description="the job's claim number the call ran under")
@@ -203,6 +231,58 @@ class Attempt(SQLModel, table=True):
     cached_tokens: Optional[int] = None
     cost: Optional[float] = None
     request_id: Optional[str] = Field(default=None, max_length=200)
+    route: Optional[str] = Field(
+        default=None, max_length=16, description="provider-batch for a line of a provider batch; NULL: realtime"
+    )
+
+
+class PartState:
+    """A provider batch's steps; each remote id is stored before the next step uses it."""
+
+    NEW = "new"  # jobs assigned; nothing sent
+    UPLOADING = "uploading"  # an upload may be in flight (a taker looks for it before uploading)
+    UPLOADED = "uploaded"  # input_file_id stored
+    CREATING = "creating"  # a create may be in flight (a taker looks for it before creating)
+    SUBMITTED = "submitted"  # remote_id stored: poll until it ends
+    ENDED = "ended"  # the provider says it ended: import its results
+    IMPORTED = "imported"  # every line mapped back to its job
+    DROPPED = "dropped"  # cancelled before the provider had it
+
+    DONE = (IMPORTED, DROPPED)
+
+
+class ProviderBatch(SQLModel, table=True):
+    """One batch at a provider (a part of one of our batches, within the provider's limits)."""
+
+    __tablename__ = "provider_batches"
+
+    id: str = Field(primary_key=True, max_length=40)
+    batch_id: str = Field(max_length=64, index=True)
+    part: int = Field(description="0-based number among the batch's provider batches")
+    model_group: str = Field(max_length=200)
+    deployment_id: str = Field(max_length=200)
+    endpoint: str = Field(max_length=64)
+    state: str = Field(max_length=16, index=True)
+    lines: int = 0
+    bytes: int = Field(default=0, sa_type=sa.BigInteger)
+    claim: int = Field(default=0, description="bumped by every worker that takes it; fences its writes")
+    worker_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    cancel_requested: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    cancel_sent: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    input_file_id: Optional[str] = Field(default=None, max_length=200)
+    remote_id: Optional[str] = Field(default=None, max_length=200)
+    output_ref: Optional[str] = Field(default=None, sa_type=sa.Text)
+    error_ref: Optional[str] = Field(default=None, sa_type=sa.Text)
+    provider_status: Optional[str] = Field(default=None, max_length=32)
+    message: Optional[str] = Field(default=None, sa_type=sa.Text)
+    created_at: float
+    upload_started_at: Optional[float] = None
+    create_started_at: Optional[float] = None
+    submitted_at: Optional[float] = None
+    ended_at: Optional[float] = None
+    imported_at: Optional[float] = None
+    next_poll_at: float = 0.0
+    polls: int = 0
 
 
 class WorkerRecord(SQLModel, table=True):
@@ -286,4 +366,5 @@ response_cache = CachedResponse.__table__
 api_keys = ApiKeyRecord.__table__
 files = StoredFile.__table__
 file_parts = FilePart.__table__
+provider_batches = ProviderBatch.__table__
 metadata = SQLModel.metadata

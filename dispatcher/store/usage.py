@@ -1,4 +1,5 @@
-"""Usage and cost over attempts, grouped by model group, deployment, batch, day or API key.
+"""Usage and cost over attempts, grouped by model group, deployment, batch, day, API key or
+route (realtime, provider-batch).
 
 Attempts are what providers bill: retries and fallbacks included, cache hits free.
 """
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Connection
 from dispatcher.store.tables import api_keys, attempts, batches
 
 SECONDS_PER_DAY = 86400
-GROUPINGS = ("group", "deployment", "batch", "day", "key")
+GROUPINGS = ("group", "deployment", "batch", "day", "key", "route")
 # The row of batches submitted without an API key (the CLI, the Python client, the admin key).
 DIRECT = "(direct)"
 
@@ -23,6 +24,8 @@ def _key(by: str, dialect: str):
         return sa.func.coalesce(attempts.c.deployment_id, "-")
     if by == "batch":
         return attempts.c.batch_id
+    if by == "route":  # realtime calls, or lines of the providers' batch APIs (batch prices)
+        return sa.func.coalesce(attempts.c.route, "realtime")
     if by == "key":
         # Key names are unique and never reused, so a name stands for one owner; batches
         # without one are named in Python (see usage_report).

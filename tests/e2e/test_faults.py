@@ -24,8 +24,8 @@ from tests.helpers.sql import query
 pytestmark = pytest.mark.slow
 
 
-def submit(config, path) -> str:
-    result = run_cli("-c", str(config), "submit", str(path))
+def submit(config, path, *options: str) -> str:
+    result = run_cli("-c", str(config), "submit", str(path), *options)
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode().strip()
 
