@@ -367,27 +367,26 @@ def outcomes_written(connection: Connection, claims: dict[int, int]) -> set[int]
     return {row.id for row in connection.execute(query) if claims.get(row.id) == row.claim}
 
 
+# What a final result writes, each from its ``b_``-prefixed parameter (provider batch lines
+# write the same columns: store/provider_batches.py).
+RESULT_COLUMNS = (
+    "status", "finished_at", "response_status", "response", "request_id", "error_code", "error_message",
+    "deployment_id", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost", "latency_ms",
+)
+
+
+def result_values() -> dict[str, Any]:
+    return {name: sa.bindparam(f"b_{name}") for name in RESULT_COLUMNS}
+
+
 _FINISH = (
     jobs.update()
     .where(jobs.c.id == sa.bindparam("b_id"))
     .values(
-        status=sa.bindparam("b_status"),
+        **result_values(),
         worker_id=None,
-        finished_at=sa.bindparam("b_finished_at"),
         attempts=sa.bindparam("b_attempts"),
         groups_tried=sa.bindparam("b_groups_tried"),
-        response_status=sa.bindparam("b_response_status"),
-        response=sa.bindparam("b_response"),
-        request_id=sa.bindparam("b_request_id"),
-        error_code=sa.bindparam("b_error_code"),
-        error_message=sa.bindparam("b_error_message"),
-        deployment_id=sa.bindparam("b_deployment_id"),
-        prompt_tokens=sa.bindparam("b_prompt_tokens"),
-        completion_tokens=sa.bindparam("b_completion_tokens"),
-        total_tokens=sa.bindparam("b_total_tokens"),
-        cached_tokens=sa.bindparam("b_cached_tokens"),
-        cost=sa.bindparam("b_cost"),
-        latency_ms=sa.bindparam("b_latency_ms"),
     )
 )
 

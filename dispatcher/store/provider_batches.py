@@ -16,6 +16,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from dispatcher.store.jobs import result_values
 from dispatcher.store.tables import (
     BatchStatus,
     JobStatus,
@@ -241,23 +242,7 @@ def unanswered_jobs(connection: Connection, part_id: str, limit: int) -> list[in
 _FINISH_LINE = (
     jobs.update()
     .where(jobs.c.id == sa.bindparam("b_id"))
-    .values(
-        status=sa.bindparam("b_status"),
-        finished_at=sa.bindparam("b_finished_at"),
-        attempts=jobs.c.attempts + 1,
-        response_status=sa.bindparam("b_response_status"),
-        response=sa.bindparam("b_response"),
-        request_id=sa.bindparam("b_request_id"),
-        error_code=sa.bindparam("b_error_code"),
-        error_message=sa.bindparam("b_error_message"),
-        deployment_id=sa.bindparam("b_deployment_id"),
-        prompt_tokens=sa.bindparam("b_prompt_tokens"),
-        completion_tokens=sa.bindparam("b_completion_tokens"),
-        total_tokens=sa.bindparam("b_total_tokens"),
-        cached_tokens=sa.bindparam("b_cached_tokens"),
-        cost=sa.bindparam("b_cost"),
-        latency_ms=sa.bindparam("b_latency_ms"),
-    )
+    .values(**result_values(), attempts=jobs.c.attempts + 1)
 )
 
 # Back to the realtime queue: a line the provider batch failed, while the window allows.

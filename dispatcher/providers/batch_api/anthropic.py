@@ -153,18 +153,10 @@ class AnthropicBatchApi:
             raise pe.MissingCredentialsError(str(exc)) from None
         return headers
 
-    async def _pages(self) -> AsyncIterator[dict]:
-        after: str | None = None
-        while True:
-            params = {"limit": str(PAGE), **({"after_id": after} if after else {})}
-            data = await self._http.request("GET", httpx.URL(self._batches_url, params=params))
-            items = [item for item in data.get("data") or () if isinstance(item, dict)]
-            for item in items:
-                yield item
-            last = data.get("last_id") or (items[-1].get("id") if items else None)
-            if not items or not data.get("has_more") or not isinstance(last, str):
-                return
-            after = last
+    def _pages(self) -> AsyncIterator[dict]:
+        """Every Message Batch, newest first, page by page."""
+        return self._http.pages(lambda after: httpx.URL(
+            self._batches_url, params={"limit": str(PAGE), **({"after_id": after} if after else {})}))
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -236,18 +236,9 @@ class OpenAIBatchApi:
             raise pe.MissingCredentialsError(str(exc)) from None
         return headers
 
-    async def _pages(self, path: str, **params: str) -> AsyncIterator[dict]:
+    def _pages(self, path: str, **params: str) -> AsyncIterator[dict]:
         """Every item of a cursor-paged list (newest first), page by page."""
-        after: str | None = None
-        while True:
-            data = await self._http.request("GET", self._urls.url(path, limit=PAGE, after=after, **params))
-            items = [item for item in data.get("data") or () if isinstance(item, dict)]
-            for item in items:
-                yield item
-            last = data.get("last_id") or (items[-1].get("id") if items else None)
-            if not items or not data.get("has_more") or not isinstance(last, str):
-                return
-            after = last
+        return self._http.pages(lambda after: self._urls.url(path, limit=PAGE, after=after, **params))
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -54,6 +54,20 @@ class BatchHttp:
                     if line.strip():
                         yield line
 
+    async def pages(self, page_url: Callable[[str | None], httpx.URL | str]) -> AsyncIterator[dict]:
+        """Every item of a cursor-paged list (``data``, ``has_more``, ``last_id``: OpenAI's and
+        Anthropic's shape), page by page; ``page_url(after)`` names the page after ``after``."""
+        after: str | None = None
+        while True:
+            data = await self.request("GET", page_url(after))
+            items = [item for item in data.get("data") or () if isinstance(item, dict)]
+            for item in items:
+                yield item
+            last = data.get("last_id") or (items[-1].get("id") if items else None)
+            if not items or not data.get("has_more") or not isinstance(last, str):
+                return
+            after = last
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
