@@ -79,7 +79,8 @@ def route_text(info: BatchInfo) -> str:
     for part in info.provider_batches:
         states[part["state"]] = states.get(part["state"], 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in states.items())
-    return f"{info.via} ({len(info.provider_batches)} provider batches: {summary})"
+    count = len(info.provider_batches)
+    return f"{info.via} ({count} provider batch{'es' if count != 1 else ''}: {summary})"
 
 
 def batch_table(info: BatchInfo) -> Table:
