@@ -232,6 +232,7 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
             input_file_id=input_file_id,
             max_priority=max_priority,
             request_checks=self.request_checks,
+            deployments=self.deployments,
         )
 
     def status(self, batch_id: str, *, owner: str | None = None) -> BatchInfo:

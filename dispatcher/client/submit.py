@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from dispatcher.client.option_limits import check_options
 from dispatcher.config.schema import DispatcherConfig
-from dispatcher.deployments import build_deployments
+from dispatcher.deployments import Deployments, build_deployments
 from dispatcher.durations import parse_duration
 from dispatcher.errors import DispatcherError, InputError, ServiceUnavailableError, UsageError
 from dispatcher.intake.reader import Source, describe, iter_lines
@@ -89,6 +89,7 @@ def submit(
     max_priority: int | None = None,
     request_checks: Mapping[str, Callable[..., str | None]] | None = None,
     endpoint: str | None = None,
+    deployments: Deployments | None = None,
 ) -> SubmitResult:
     """Validate, store and enqueue one batch; raises InputError listing the first bad lines.
 
@@ -97,7 +98,8 @@ def submit(
     its idempotency keys are its own; ``max_priority`` refuses lines asking for a more urgent
     priority (an API key's limit). ``groups`` are the model groups lines may name.
     ``endpoint``: the url every line must use (the HTTP API's batch ``endpoint``); without it
-    the first valid line's url is the batch's.
+    the first valid line's url is the batch's. ``deployments``: the config's, already built
+    (they decide the route of ``--via auto`` and ``provider-batch``); built here when not given.
     """
     settings = config.dispatcher_settings
     check_options(options)
@@ -122,7 +124,7 @@ def submit(
             raise InputError(_problem_summary(counts), counts.problems[:MAX_REPORTED_PROBLEMS])
         if counts.total == 0:
             raise InputError(f"{describe(source) or 'the input'} holds no requests")
-        route = _route(options, config, counts, window_s, validator.endpoint)
+        route = _route(options, config, deployments, counts, window_s, validator.endpoint)
         check_services()
         while True:
             spool.seek(0)
@@ -147,14 +149,15 @@ def submit(
     return result
 
 
-def _route(options: SubmitOptions, config: DispatcherConfig, counts: "_Counts", window_s: float,
-           endpoint: str | None) -> RouteChoice:
+def _route(options: SubmitOptions, config: DispatcherConfig, deployments: Deployments | None,
+           counts: "_Counts", window_s: float, endpoint: str | None) -> RouteChoice:
     via = options.via or config.dispatcher_settings.default_via
     if via == Route.REALTIME:
         return REALTIME
     priority = options.priority if options.priority is not None else config.dispatcher_settings.default_priority
-    return choose_route(via, priority=priority, window_s=window_s, deployments=build_deployments(config),
-                        groups=counts.groups, endpoint=endpoint)
+    return choose_route(via, priority=priority, window_s=window_s,
+                        deployments=deployments or build_deployments(config), groups=counts.groups,
+                        endpoint=endpoint)
 
 
 def _wake_workers(notify: Callable[[dict[str, int]], None], batch_id: str, groups: dict[str, int],

@@ -35,7 +35,7 @@ from dispatcher.mockserver.batch_clock import DAY_S, FINALIZING_SHARE, VALIDATIN
 from dispatcher.mockserver.openai_api import ChatCompletions, Embeddings
 from dispatcher.mockserver.openai_api import OpenAIShape
 from dispatcher.mockserver.openai_files import (
-    FILES, SHAPE, SHAPE_KEY, FileStore, bad_request, bind, not_found, refused, shape_of,
+    FILES, SHAPE, SHAPE_KEY, FileStore, bad_request, bind, lookup, not_found, refused, shape_of,
 )
 from dispatcher.mockserver.pipeline import JSON, Plan, read_json_object, respond
 from dispatcher.mockserver.state import STATE, MockState
@@ -333,14 +333,7 @@ def _valid_metadata(metadata: Any) -> bool:
 
 
 def _lookup(request: web.Request) -> tuple[OpenAIBatch | web.Response, dict[str, str]]:
-    state = request.app[STATE]
-    headers = shape_of(request).first_headers(state.request_id())
-    denied = refused(request, state, headers)
-    if denied is not None:
-        return denied, headers
-    batch_id = request.match_info["batch_id"]
-    batch = request.app[BATCHES].batches.get(batch_id)
-    return (batch if batch is not None else not_found("Batch", batch_id, headers)), headers
+    return lookup(request, "Batch", request.app[BATCHES].batches)
 
 
 async def retrieve(request: web.Request) -> web.Response:

@@ -121,16 +121,21 @@ async def upload(request: web.Request) -> web.Response:
     return respond(200, orjson.dumps(stored.as_dict()), headers)
 
 
-def _lookup(request: web.Request) -> tuple[StoredFile | web.Response, dict[str, str]]:
-    """The file the URL names (or the refusal), and the answer's first headers."""
+def lookup(request: web.Request, what: str, items: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """The item of ``items`` the URL names (``{what}_id``: a File, a Batch), or the refusal or
+    404 to answer instead, and the answer's first headers."""
     state = request.app[STATE]
     headers = shape_of(request).first_headers(state.request_id())
     denied = refused(request, state, headers)
     if denied is not None:
         return denied, headers
-    file_id = request.match_info["file_id"]
-    stored = request.app[FILES].files.get(file_id)
-    return (stored if stored is not None else not_found("File", file_id, headers)), headers
+    item_id = request.match_info[f"{what.lower()}_id"]
+    found = items.get(item_id)
+    return (found if found is not None else not_found(what, item_id, headers)), headers
+
+
+def _lookup(request: web.Request) -> tuple[StoredFile | web.Response, dict[str, str]]:
+    return lookup(request, "File", request.app[FILES].files)
 
 
 async def retrieve(request: web.Request) -> web.Response:

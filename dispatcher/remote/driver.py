@@ -178,9 +178,14 @@ class _Steps:
     async def later(self, problem: str) -> None:
         """A step failed (provider or network): try again after a backoff."""
         polls = (self.part.polls or 0) + 1
-        wait = min(self.d._settings.max_poll_interval, self.d._settings.first_poll * 2 ** min(polls, 20))
+        wait = self._backoff(polls)
         log.warning("provider batch %s (%s): %s; trying again in %.0fs", self.part.id, self.part.state, problem, wait)
         await self.release(polls=polls, next_poll_at=self.now() + wait, message=problem[:2000])
+
+    def _backoff(self, doublings: int) -> float:
+        """first_poll doubled ``doublings`` times, at most max_poll_interval."""
+        settings = self.d._settings
+        return min(settings.max_poll_interval, settings.first_poll * 2 ** min(doublings, 20))
 
     def close(self) -> None:
         if self.input is not None:
@@ -238,7 +243,7 @@ class _Steps:
                 raise RuntimeError(f"unknown provider batch state {state!r}")
 
     def _has_upload_step(self) -> bool:
-        return getattr(self.api, "uploads", True)
+        return self.api.uploads
 
     async def _upload(self) -> None:
         built = await self._build_input()
@@ -348,9 +353,8 @@ class _Steps:
             await self._update(cancel_sent=True)
         remote = await self.api.retrieve(self.part.remote_id)
         if remote.status == RemoteStatus.RUNNING:
-            settings = self.d._settings
             polls = (self.part.polls or 0) + 1
-            wait = min(settings.max_poll_interval, settings.first_poll * 2 ** min(polls - 1, 20))
+            wait = self._backoff(polls - 1)
             await self.release(polls=polls, provider_status=remote.provider_status,
                                next_poll_at=self.now() + wait, message=None)
             return False

@@ -13,12 +13,12 @@ from sqlalchemy.engine import Connection
 
 from dispatcher.deployments import Deployment
 from dispatcher.engine.db_access import DatabaseAccess
+from dispatcher.intake.validate import EMBEDDINGS
 from dispatcher.store import provider_batches as part_sql
 from dispatcher.store.tables import BatchStatus
 
 log = logging.getLogger(__name__)
 
-EMBEDDINGS = "/v1/embeddings"
 Limits = Callable[[Deployment], tuple[int, int]]
 
 

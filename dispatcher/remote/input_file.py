@@ -17,7 +17,8 @@ from dispatcher.deployments import Deployment
 from dispatcher.engine.execution import request_body
 from dispatcher.providers.batch_api.base import BatchApi, UnsupportedBatchRequest
 from dispatcher.store.database import Database
-from dispatcher.store.provider_batches import CHAT_COMPLETIONS, part_jobs
+from dispatcher.intake.validate import CHAT_COMPLETIONS
+from dispatcher.store.provider_batches import part_jobs
 
 PAGE = 5000
 

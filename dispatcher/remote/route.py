@@ -13,6 +13,7 @@ from typing import Iterable
 
 from dispatcher.deployments import Deployments
 from dispatcher.errors import UsageError
+from dispatcher.intake.validate import EMBEDDINGS
 from dispatcher.priority import PRIORITY_NAMES
 from dispatcher.store.tables import Route
 
@@ -55,7 +56,7 @@ def choose_route(
         return REALTIME
     used = set(groups)
     capable = batch_capable_groups(deployments)
-    if endpoint == "/v1/embeddings":  # Anthropic has no embeddings, so only OpenAI-shaped batch APIs
+    if endpoint == EMBEDDINGS:  # Anthropic has no embeddings, so only OpenAI-shaped batch APIs
         capable = {g for g in capable if any(d.batch_api and d.adapter != "anthropic" for d in deployments.group(g))}
     if via == Route.PROVIDER_BATCH:
         missing = sorted(used - capable)

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Row
 
 from dispatcher.scheduling.fair import rebase_shift
 from dispatcher.store.database import database_now
+from dispatcher.store.provider_batches import cancel_unsent_parts
 from dispatcher.store.tables import BatchStatus, JobStatus, batches, jobs
 
 _COUNTERS = (
@@ -247,8 +248,6 @@ def cancel_queued_jobs(connection: Connection, batch_id: str, now: float) -> int
     """Cancel a batch's jobs that have not started; returns how many. Provider batches not
     sent yet are dropped; the others are cancelled at the provider by the worker that polls
     them, keeping the lines that finished."""
-    from dispatcher.store.provider_batches import cancel_unsent_parts
-
     dropped = cancel_unsent_parts(connection, batch_id, now)
     result = connection.execute(
         jobs.update()

@@ -16,7 +16,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from dispatcher.store.jobs import result_values
+from dispatcher.intake.validate import CHAT_COMPLETIONS
+from dispatcher.store.jobs import RESULT_COLUMNS, result_values
 from dispatcher.store.tables import (
     BatchStatus,
     JobStatus,
@@ -28,7 +29,6 @@ from dispatcher.store.tables import (
     provider_batches,
 )
 
-CHAT_COMPLETIONS = "/v1/chat/completions"
 # Bytes a line takes beyond its body (custom_id, method, url, model): an upper bound, so a
 # provider batch formed from body lengths stays within the provider's size limit.
 LINE_OVERHEAD_BYTES = 400
@@ -264,12 +264,16 @@ _REQUEUE_LINE = (
 # About 3x an UPDATE per line, and 2x arrays of columns (psycopg quotes each array element in
 # Python). SQLite: one UPDATE per line after a read of the jobs still waiting (SQLite has one
 # writer at a time).
-_FINISH_COLUMNS = (
-    ("id", "int"), ("status", "text"), ("finished_at", "float8"), ("response_status", "int"),
-    ("response", "text"), ("request_id", "text"), ("error_code", "text"), ("error_message", "text"),
-    ("deployment_id", "text"), ("prompt_tokens", "int"), ("completion_tokens", "int"),
-    ("total_tokens", "int"), ("cached_tokens", "int"), ("cost", "float8"), ("latency_ms", "float8"),
-)
+def _typed(table: sa.Table, names: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """(column, PostgreSQL type) for a json_to_recordset column list, read from the table."""
+    def kind(column: sa.Column) -> str:
+        if isinstance(column.type, sa.Integer):
+            return "int"
+        return "float8" if isinstance(column.type, sa.Float) else "text"
+    return tuple((name, kind(table.c[name])) for name in names)
+
+
+_FINISH_COLUMNS = _typed(jobs, ("id", *RESULT_COLUMNS))
 
 
 def _record_type(columns: tuple[tuple[str, str], ...]) -> str:
@@ -320,14 +324,11 @@ def finish_lines(connection: Connection, rows: list[dict[str, Any]]) -> None:
         connection.execute(_FINISH_LINE, rows)
 
 
-_ATTEMPT_COLUMNS = (
-    ("job_id", "int"), ("batch_id", "text"), ("number", "int"), ("claim", "int"), ("model_group", "text"),
-    ("deployment_id", "text"), ("worker_id", "text"), ("started_at", "float8"), ("ended_at", "float8"),
-    ("latency_ms", "float8"), ("outcome", "text"), ("error_class", "text"), ("status_code", "int"),
-    ("error_message", "text"), ("prompt_tokens", "int"), ("completion_tokens", "int"),
-    ("total_tokens", "int"), ("cached_tokens", "int"), ("cost", "float8"), ("request_id", "text"),
-    ("route", "text"),
-)
+_ATTEMPT_COLUMNS = _typed(attempts, (
+    "job_id", "batch_id", "number", "claim", "model_group", "deployment_id", "worker_id", "started_at",
+    "ended_at", "latency_ms", "outcome", "error_class", "status_code", "error_message", "prompt_tokens",
+    "completion_tokens", "total_tokens", "cached_tokens", "cost", "request_id", "route",
+))
 _INSERT_ATTEMPTS_POSTGRES = sa.text(
     "INSERT INTO attempts (" + ", ".join(name for name, _ in _ATTEMPT_COLUMNS) + ") SELECT * FROM "
     "json_to_recordset(CAST(:rows AS json)) AS v(" + _record_type(_ATTEMPT_COLUMNS) + ")"
