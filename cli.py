@@ -509,6 +509,42 @@ def usage(app: AppContext, by: str, since: str | None, until: str | None, as_jso
 
 
 @cli.command()
+@click.option("--finished-before", required=True, metavar="TIME",
+              help=f"Prune batches that ended before TIME: {TIME_OR_AGO_HELP}, e.g. 30d.")
+@click.option("--include-undownloaded", is_flag=True,
+              help="Also prune batches whose results were never downloaded (by 'results' or the API).")
+@click.option("--dry-run", is_flag=True, help="Only say which batches would be pruned.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@pass_app
+def prune(app: AppContext, finished_before: str, include_undownloaded: bool, dry_run: bool, as_json: bool) -> None:
+    """Drop the request and response bodies of batches that ended long ago.
+
+    Kept: every batch with its status and counters, every job's status, tokens, cost and
+    error, and every provider call, so 'usage' reports the same totals. Gone: the bodies,
+    so 'results' on a pruned batch says it was pruned. Never pruned: batches still running,
+    and (unless --include-undownloaded) batches whose results were never downloaded.
+    Works a few thousand jobs per transaction; PostgreSQL reuses the space once (auto)vacuum
+    has passed (files do not shrink). Workers can do this on their own: see 'retention'
+    in the README.
+    """
+    pruned = app.client.prune(
+        finished_before=finished_before, include_undownloaded=include_undownloaded, dry_run=dry_run
+    )
+    if as_json:
+        click.echo(json.dumps(pruned.as_dict(), indent=2))
+        return
+    verb = "would prune" if dry_run else "pruned"
+    count = len(pruned.batches)
+    info(f"{verb} the bodies of {count} batch{'es' if count != 1 else ''} ({pruned.jobs} jobs)")
+    for batch_id in pruned.batches:
+        info(f"  {batch_id}")
+    kept = pruned.skipped_undownloaded
+    if kept:
+        info(f"kept {kept} ended batch{'es' if kept != 1 else ''} whose results were never downloaded "
+             "(--include-undownloaded prunes them too)")
+
+
+@cli.command()
 @click.argument("batch_id")
 @click.argument("priority")
 @pass_app

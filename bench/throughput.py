@@ -2,6 +2,7 @@
 
     python bench/throughput.py                 # both scenarios, distributed and embedded
     python bench/throughput.py --jobs 5000 --latency-jobs 2000 --runs 3
+    python bench/throughput.py --skip b --skip embedded --processes 2   # CPU per job, 2 workers
 
 (a) provider latency 0: jobs per second from the start of ``submit`` until the batch has
     ended, and worker CPU seconds per 1,000 jobs (all of the worker process: dramatiq,
@@ -54,7 +55,7 @@ def adapter_deployment(provider: str, base_url: str) -> dict | None:
 
 
 def distributed_run(base_url: str, jobs: int, folder: Path, worker: dict | None = None,
-                    deployment: dict | None = None) -> dict:
+                    deployment: dict | None = None, processes: int = 1) -> dict:
     config = write_config(
         folder, base_url, database_url=fresh_postgres_schema(), redis_url=REDIS_URL,
         namespace=f"bench-{uuid.uuid4().hex[:6]}", worker=worker, deployment=deployment,
@@ -63,21 +64,23 @@ def distributed_run(base_url: str, jobs: int, folder: Path, worker: dict | None 
     client = Client(config)
     client.database  # migrate before timing
     reset_provider(base_url)
-    process = WorkerProcess(config)
-    time.sleep(2.0)  # let the worker import and register before the clock starts
-    cpu_before = process.cpu_now()
+    workers = [WorkerProcess(config) for _ in range(processes)]
+    time.sleep(2.0 * processes)  # let the workers import and register before the clock starts
+    cpu_before = sum(process.cpu_now() for process in workers)
     start = time.monotonic()
     result = client.submit(source)
     submitted = time.monotonic() - start
     _, info = wait_until_done(client, result.batch_id)
     wall = time.monotonic() - start
-    cpu_batch = process.cpu_now() - cpu_before
-    cpu, log = process.stop()
+    cpu_batch = sum(process.cpu_now() for process in workers) - cpu_before
+    stopped = [process.stop() for process in workers]
+    cpu, log = sum(c for c, _ in stopped), "".join(text for _, text in stopped)
     after = provider_stats(base_url)
     client.close()
     assert info.succeeded == jobs, (info, log[-2000:])
     return {
         "jobs": jobs,
+        "worker_processes": processes,
         "submit_s": round(submitted, 3),
         "wall_s": round(wall, 3),
         "jobs_per_s": round(jobs / wall, 1),
@@ -129,6 +132,7 @@ def main() -> None:
     parser.add_argument("--latency-jobs", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip", choices=["a", "b", "embedded"], action="append", default=[])
+    parser.add_argument("--processes", type=int, default=1, help="worker processes in scenario (a)")
     parser.add_argument("--provider", choices=PROVIDERS, default="openai",
                         help="the adapter the jobs go through (default: openai)")
     args = parser.parse_args()
@@ -138,7 +142,8 @@ def main() -> None:
         if "a" not in args.skip:
             with mock_provider() as base_url:
                 deployment = adapter_deployment(args.provider, base_url)
-                runs = [distributed_run(base_url, args.jobs, folder, deployment=deployment) for _ in range(args.runs)]
+                runs = [distributed_run(base_url, args.jobs, folder, deployment=deployment, processes=args.processes)
+                        for _ in range(args.runs)]
                 report["a_distributed_latency0"] = {"runs": runs, "median": median_of(runs)}
                 if "embedded" not in args.skip:
                     runs = [embedded_run(base_url, args.jobs, folder, deployment) for _ in range(args.runs)]

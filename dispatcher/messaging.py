@@ -25,10 +25,10 @@ from typing import Callable, Iterable
 
 import dramatiq
 import redis
-from dramatiq.brokers.redis import RedisBroker
 
 from dispatcher.config.secrets import redact_url
 from dispatcher.errors import RedisUnavailable, ServiceUnavailableError
+from dispatcher.wake_broker import DoorbellRedisBroker
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,13 @@ WAKE_ACTOR = "wake_group"
 # A dead worker holds few unacked wake messages (they are acked at once) and losing them
 # costs nothing, so dramatiq's own redelivery can stay slow; our SQL leases handle jobs.
 HEARTBEAT_TIMEOUT_MS = 30_000
-# Wake messages are handled in microseconds; two threads are plenty.
-CONSUMER_THREADS = 2
-# How long an idle dramatiq consumer waits between looks at Redis (ms): bounds wake latency.
-CONSUMER_IDLE_TIMEOUT_MS = 100
+# Wake messages are handled in microseconds; one thread is plenty (each idle one wakes
+# every CONSUMER_TIMEOUT_MS to see whether it should stop).
+CONSUMER_THREADS = 1
+# dramatiq's worker_timeout: how often idle dramatiq threads look up (stopping takes up to
+# this long), and the in-process consumer's longest wait. Redis consumers wait for the
+# doorbell instead (wake_broker.py).
+CONSUMER_TIMEOUT_MS = 250
 
 Listener = Callable[[str], None]
 
@@ -88,7 +91,7 @@ class Messaging:
     def _start_consumer(self) -> None:
         before = list(self.broker.middleware)
         self._consumer = dramatiq.Worker(
-            self.broker, worker_threads=CONSUMER_THREADS, worker_timeout=CONSUMER_IDLE_TIMEOUT_MS
+            self.broker, worker_threads=CONSUMER_THREADS, worker_timeout=CONSUMER_TIMEOUT_MS
         )
         self._consumer.start()
         self._consumer_middleware = [m for m in self.broker.middleware if m not in before]
@@ -132,12 +135,21 @@ class RedisMessaging(Messaging):
 
     def __init__(self, url: str, namespace: str):
         self.url = url
-        super().__init__(RedisBroker(
+        super().__init__(DoorbellRedisBroker(
             url=url,
             namespace=f"{namespace}-dramatiq",
             middleware=[],
             heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+            doorbell_channel=f"{namespace}-dramatiq:doorbell",
         ))
+
+    def _start_consumer(self) -> None:
+        self.broker.doorbell.start()
+        super()._start_consumer()
+
+    def _stop_consumer(self) -> None:
+        self.broker.doorbell.stop()  # its waiting consumers return and see their stop soon
+        super()._stop_consumer()
 
     def _unreachable(self, exc: Exception) -> RedisUnavailable:
         return RedisUnavailable(f"cannot reach Redis at {redact_url(self.url)}: {exc}")

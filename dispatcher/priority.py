@@ -7,6 +7,9 @@ from __future__ import annotations
 
 PRIORITY_NAMES = {"urgent": 0, "high": 2, "normal": 5, "low": 7, "bulk": 9}
 MIN_PRIORITY, MAX_PRIORITY = 0, 9
+# Calls at these priorities (urgent and high) may take the room kept for urgent calls when a
+# provider's rate-limit headers say it has some (rate_limits.urgent_reserve).
+URGENT_PRIORITY_MAX = 2
 
 
 def parse_priority(value: object) -> int:

@@ -1,9 +1,9 @@
 """Instant signals between processes: "jobs are ready in these groups" and "these batches
 have ended", for requests a caller waits for (``POST /v1/chat/completions``).
 
-Wake messages (messaging.py) go through dramatiq's queue, which an idle consumer looks at
-every 100 ms, and workers learn a result only when they poll SQL: fine for bulk work, too slow
-for a caller holding a connection. Signals are fire-and-forget, Redis pub/sub across the fleet
+Wake messages (messaging.py) go through dramatiq's queue, a fetch and a consumer thread (a
+few ms; it was a 100 ms poll before wake_broker.py), and workers learn a result only when they
+poll SQL: fine for bulk work, too slow for a caller holding a connection. Signals are fire-and-forget, Redis pub/sub across the fleet
 or plain callbacks in one process. Losing one costs latency, never work: workers still poll
 SQL, and a waiting route still looks at SQL now and then.
 """

@@ -142,8 +142,11 @@ async def file_content(file_id: str, request: Request, caller: Caller = Depends(
     client = request.app.state.client
     result = parse_result_file_id(file_id)
     if result is not None:
-        await _result_file(request, caller, result)
-        chunks = stream_result_file(client.database, result)
+        info = await _result_file(request, caller, result)
+        if info.pruned_at is not None:
+            raise ApiError(410, f"the results of batch {info.id} were pruned (retention): its request and "
+                           "response bodies are no longer stored", param="file_id", code="results_pruned")
+        chunks = stream_result_file(client.database, result, downloading=info.done)
         filename = result.filename
     else:
         def open_file() -> tuple[FileInfo, Iterator[bytes]]:

@@ -10,18 +10,17 @@ kind: a cancelled or expired batch exposes what finished, as OpenAI does.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Literal
 
 from dispatcher.client.batch_info import BatchInfo
-from dispatcher.client.export import FAILED_STATUSES, error_line, iter_job_rows, output_line
+from dispatcher.client.export import iter_line_pages
 from dispatcher.store.database import Database
-from dispatcher.store.tables import JobStatus
+from dispatcher.store.retention import mark_downloaded
 
 Kind = Literal["output", "error"]
 PREFIXES: dict[Kind, str] = {"output": "file-out-", "error": "file-err-"}
-# Lines are sent in chunks of about this size: few enough sends, small enough memory.
-CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,32 +58,21 @@ def exists(result: ResultFile, info: BatchInfo) -> bool:
     return result_file_ids(info)[f"{result.kind}_file_id"] is not None
 
 
-def _lines(database: Database, result: ResultFile) -> Iterator[bytes]:
-    if result.kind == "output":
-        for row in iter_job_rows(database, result.batch_id, (JobStatus.SUCCEEDED,)):
-            yield output_line(row)
-    else:
-        for row in iter_job_rows(database, result.batch_id, FAILED_STATUSES):
-            yield error_line(row)
+def stream_result_file(database: Database, result: ResultFile, *, downloading: bool = False) -> Iterator[bytes]:
+    """The file's bytes, a page of lines (up to ``export.PAGE`` jobs) at a time.
 
-
-def stream_result_file(database: Database, result: ResultFile) -> Iterator[bytes]:
-    """The file's bytes, in chunks of about ``CHUNK_BYTES``."""
-    chunk: list[bytes] = []
-    size = 0
-    for line in _lines(database, result):
-        chunk.append(line)
-        size += len(line)
-        if size >= CHUNK_BYTES:
-            yield b"".join(chunk)
-            chunk, size = [], 0
-    if chunk:
-        yield b"".join(chunk)
+    ``downloading`` an ended batch's output file to the end marks its results downloaded, so
+    retention may prune it later (store/retention.py)."""
+    for _, chunk in iter_line_pages(database, result.batch_id, failed=result.kind == "error"):
+        yield chunk
+    if downloading and result.kind == "output":
+        with database.write() as connection:
+            mark_downloaded(connection, result.batch_id, time.time())
 
 
 def result_file_size(database: Database, result: ResultFile) -> int:
     """The size in bytes the file has now (counted by making its lines: no copy exists)."""
-    return sum(len(line) for line in _lines(database, result))
+    return sum(len(chunk) for chunk in stream_result_file(database, result))
 
 
 def result_file_object(result: ResultFile, info: BatchInfo, size: int) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class BatchInfo:
     budget_exceeded_at: float | None = None  # when spending reached max_cost (unstarted jobs cancelled)
     endpoint: str = "/v1/chat/completions"  # the url of every line (or /v1/embeddings)
     via: str = "realtime"  # the route: realtime, or provider-batch (the providers' batch APIs)
+    pruned_at: float | None = None  # when retention dropped its bodies: no results to write since
     # provider-batch: its batches at the providers (id, remote_id, deployment, state, lines...)
     provider_batches: list[dict[str, Any]] = field(default_factory=list)
 
@@ -95,6 +96,7 @@ class BatchInfo:
             budget_exceeded_at=row.budget_exceeded_at,
             endpoint=row.endpoint,
             via=row.via,
+            pruned_at=row.pruned_at,
         )
 
     @property

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -51,6 +51,7 @@ from dispatcher.intake.reader import Source
 from dispatcher.priority import parse_priority
 from dispatcher.store import batches as batch_sql
 from dispatcher.store import provider_batches as part_sql
+from dispatcher.store import retention
 from dispatcher.store import workers as worker_sql
 from dispatcher.store.database import Database
 from dispatcher.store.migrate import ensure_schema
@@ -375,7 +376,7 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
         from dispatcher.durations import parse_duration
         from dispatcher.intake.validate import VALIDATION_CODES
 
-        info = self.status(batch_id)
+        info = _not_pruned(self.status(batch_id))  # its requests are gone
         refusal = _RETRY_REFUSALS.get(info.status)
         if refusal:
             raise UsageError(f"batch {batch_id} is {info.status}: {refusal.format(batch=batch_id)}")
@@ -448,7 +449,7 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
 
     def results(self, batch_id: str, *, failed: bool = False) -> Iterator[dict[str, Any]]:
         """OpenAI batch output lines (or error lines with ``failed=True``), in submit order."""
-        self.status(batch_id)
+        _not_pruned(self.status(batch_id))
         if failed:
             for row in iter_job_rows(self.database, batch_id, FAILED_STATUSES):
                 yield orjson.loads(error_line(row))
@@ -462,9 +463,26 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
         """Stream the output file (succeeded) and the error file (everything else).
 
         ``output`` and ``errors`` are paths (str or Path) or open files, binary or text.
+        Writing an ended batch's output whole marks its results downloaded (retention).
         """
-        self.status(batch_id)
-        return write_results(self.database, batch_id, output, errors)
+        info = _not_pruned(self.status(batch_id))
+        counts = write_results(self.database, batch_id, output, errors)
+        if info.done and output is not None:
+            with self.database.write() as connection:
+                retention.mark_downloaded(connection, batch_id, time.time())
+        return counts
+
+    def prune(
+        self, *, finished_before: Moment, include_undownloaded: bool = False, dry_run: bool = False,
+    ) -> retention.Pruned:
+        """Drop the request and response bodies of batches that ended before ``finished_before``
+        (a time, or a duration ago: "30d"); usage, cost and statuses stay. Batches whose
+        results were never downloaded are kept unless ``include_undownloaded``."""
+        cutoff = _moment("finished-before", finished_before)
+        return retention.prune(
+            self.database, finished_before=cutoff, now=time.time(),
+            include_undownloaded=include_undownloaded, dry_run=dry_run,
+        )
 
     # -- operations ----------------------------------------------------------------------
 
@@ -572,6 +590,16 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
             return self.wait(result.batch_id, on_progress=on_progress)
         finally:
             node.stop()
+
+
+def _not_pruned(info: BatchInfo) -> BatchInfo:
+    if info.pruned_at is not None:
+        when = datetime.fromtimestamp(info.pruned_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        raise UsageError(
+            f"batch {info.id}'s request and response bodies were pruned on {when} (retention): "
+            "its results cannot be written nor its requests run again; its status, usage and cost remain"
+        )
+    return info
 
 
 def _moment(name: str, value: Moment | None) -> float | None:

@@ -235,6 +235,25 @@ class ProviderBatchSettings(BaseModel):
     import_chunk: PositiveInt = Field(default=2000, description="result lines written per transaction")
 
 
+class RetentionSettings(BaseModel):
+    """Bodies that workers prune on their own (``llm-dispatch prune`` does the same once)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    finished_before: str | None = Field(
+        default=None, description="prune batches that ended this long ago (30d); unset: never"
+    )
+    include_undownloaded: bool = Field(
+        default=False, description="also prune batches whose results were never downloaded"
+    )
+    interval: PositiveFloat = Field(default=600.0, description="seconds between a fleet's prunes")
+
+    @field_validator("finished_before")
+    @classmethod
+    def _is_a_duration(cls, value: str | None) -> str | None:
+        return _duration(value) if value is not None else None
+
+
 class WorkerSettings(BaseModel):
     """How one worker process behaves. Defaults suit calls that take seconds."""
 
@@ -285,6 +304,20 @@ class RateLimitSettings(BaseModel):
     )
     default_pause_s: PositiveFloat = Field(
         default=1.0, description="pause after a 429 that names no retry time (seconds)"
+    )
+    provider_headers: bool = Field(
+        default=True,
+        description="beyond the even pace, spend the room a provider's rate-limit headers "
+        "(x-ratelimit-*, anthropic-ratelimit-*) say it has, up to a minute of the limits ahead; "
+        "only where the provider's stated limit is the configured per-minute one (a provider "
+        "counting over shorter windows keeps the even pace)",
+    )
+    urgent_reserve: Annotated[float, Field(ge=0, lt=0.5)] = Field(
+        default=0.0,
+        description="fraction of each limit that only urgent calls (priority 0-2) may take from "
+        "the room a provider's headers report, until a second before that room grows: an urgent "
+        "call then never waits for a window a backlog has spent, but the backlog runs that much "
+        "slower on a per-minute provider",
     )
     late_tolerance_s: Annotated[float, Field(ge=0)] = Field(
         default=0.03,
@@ -385,6 +418,7 @@ class DispatcherSettings(BaseModel):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     provider_batches: ProviderBatchSettings = Field(default_factory=ProviderBatchSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("database_url")

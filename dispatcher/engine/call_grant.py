@@ -5,13 +5,15 @@ The rate-limit wait, read top to bottom:
 1. ``Admission.acquire`` (routing/admission.py) books send times for a group's next calls on
    a deployment whose rpm/tpm schedule (and itpm/otpm: input and output tokens apart) has
    room within the lookahead (the limit backend's ``reserve``: the ``RESERVE`` Lua script in
-   Redis, ``RESERVE_SPLIT`` with itpm/otpm, or their in-process twin). A group without
-   room is parked until the time the backend names (``ClaimLoop``); no job is claimed for it.
+   Redis, or its in-process twin), or at once where the provider's rate-limit headers said
+   it has room (limits/credit.py). A group without room is parked until the time the
+   backend names (``ClaimLoop``); no job is claimed for it.
 2. The claim loop claims one job per grant and fits each grant to its job's token need
    (``Admission.resize``: a bigger job also waits for its extra tokens).
-3. ``CallGrant.due`` sleeps until the booked send time. Meanwhile a more urgent call of the
-   same deployment may take this one's earlier time, or this one a less urgent call's
-   (scheduling: ``BookedCalls.move_forward``). If a 429 paused the deployment meanwhile, or
+3. ``CallGrant.due`` sleeps until the booked send time; an urgent call first takes the room
+   kept for urgent calls, if its provider said it has some (``Admission.take_urgent_room``).
+   Meanwhile a more urgent call of the same deployment may take this one's earlier time, or
+   this one a less urgent call's (scheduling: ``BookedCalls.move_forward``). If a 429 paused the deployment meanwhile, or
    the process woke too late to keep the schedule, it gives its place up, waits the pause
    out and books again.
 4. After the call, ``CallGrant.settle`` corrects the booking by what the provider counted
@@ -26,7 +28,8 @@ import logging
 import time
 
 from dispatcher.deployments import Deployment
-from dispatcher.scheduling.urgent import BookedCall, BookedCalls
+from dispatcher.priority import URGENT_PRIORITY_MAX
+from dispatcher.scheduling.urgent import MIN_GAIN_S, BookedCall, BookedCalls
 from dispatcher.engine.counters import EngineStats
 from dispatcher.engine.outcomes import Outcome
 from dispatcher.limits.backend import Blocked
@@ -60,11 +63,13 @@ class CallGrant:
 
     async def due(self) -> None:
         """Return when the call may be sent, on the deployment ``self.deployment`` names then."""
+        await self._take_urgent_room()
         while True:
             await self._sleep_until_booked_time()
             grant = self._grant
             paused = self._admission.pause_remaining(grant)
-            late = time.time() - (grant.send_at + self._delay) > self._late_tolerance_s
+            # A call on the provider's word of room crowds nobody when it goes a little late.
+            late = time.time() - (grant.send_at + self._delay) > self._late_tolerance_s and not grant.on_credit
             if paused <= 0 and not (late and grant.spec.limited):
                 return
             # Sending now would go into a 429 pause, or crowd the calls booked after this one.
@@ -72,6 +77,25 @@ class CallGrant:
             if paused > 0:
                 await asyncio.sleep(paused)
             await self._book_again()
+
+    async def _take_urgent_room(self) -> None:
+        """An urgent call booked later takes the room its provider says it has, if any."""
+        grant = self._grant
+        if (
+            self._priority > URGENT_PRIORITY_MAX
+            or not grant.spec.burst_s
+            or grant.on_credit
+            or grant.send_at + self._delay - time.time() < MIN_GAIN_S
+        ):
+            return
+        taken = await self._admission.take_urgent_room(grant)
+        if taken is None:
+            return
+        self._admission.done([grant])
+        await self._admission.release([grant])
+        self._grant = self._held = taken
+        self._delay = 0.0
+        self._stats.moved_forward += 1
 
     async def _sleep_until_booked_time(self) -> None:
         grant = self._grant

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from typing import Awaitable, Callable
 
 from dispatcher.config.schema import DispatcherSettings
 from dispatcher.scheduling.urgent import BookedCalls
@@ -28,6 +28,7 @@ from dispatcher.errors import ServiceUnavailableError, is_transient
 from dispatcher.limits.backend import Blocked
 from dispatcher.limits.spec import TokenBooking
 from dispatcher.pricing import price_for
+from dispatcher.priority import URGENT_PRIORITY_MAX
 from dispatcher.routing.admission import Admission, Grant
 from dispatcher.store import jobs as job_sql
 from dispatcher.store.clock import DatabaseClock
@@ -50,8 +51,10 @@ class ClaimLoop:
         admission: Admission, db: DatabaseAccess, clock: DatabaseClock, membership: Membership,
         runner: JobRunner, writer: OutcomeWriter, fallbacks: FallbackPolicy, stats: EngineStats,
         notify_others: Callable[[set[str]], None], start_call: StartCall,
+        before_claims: Callable[[], Awaitable[None]],
     ):
         self.groups = groups
+        self.concurrency = concurrency
         self.free = concurrency  # slots; one is freed when its job's outcome is written
         self._settings = settings
         self._admission = admission
@@ -64,6 +67,7 @@ class ClaimLoop:
         self._stats = stats
         self._notify_others = notify_others
         self._start_call = start_call
+        self._before_claims = before_claims  # e.g. refresh routing numbers gone stale while idle
         self._booked = BookedCalls()
         self._hot: dict[str, None] = {}  # groups hinted to have work, in hint order
         self._wake = asyncio.Event()
@@ -85,6 +89,11 @@ class ClaimLoop:
         if group in self.groups and not self._stopping:
             self._hot[group] = None
             self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        """No job claimed and no group hinted: nothing to do until work arrives."""
+        return self.free == self.concurrency and not self._hot
 
     def hint_all(self) -> None:
         """The idle poll: a lost wake message only delays work."""
@@ -144,9 +153,13 @@ class ClaimLoop:
         """Reserve capacity first, then claim that many of the group's most urgent jobs."""
         if not await self._membership.holds_lease(self._membership.lease.epoch):
             raise ServiceUnavailableError("this worker's heartbeat is not confirmed; not claiming")
+        await self._before_claims()
         wanted = min(self.free, self._settings.worker.claim_batch)
         tokens, input_tokens = self._token_estimate(group)
         grants = await self._admission.acquire(group, wanted, tokens, input_tokens)
+        if isinstance(grants, Blocked) and grants.urgent_room and await self._urgent_waits(group):
+            # The provider has room, kept for urgent calls: one of them need not wait.
+            grants = await self._admission.acquire(group, 1, tokens, input_tokens, urgent=True)
         if isinstance(grants, Blocked):
             if grants.reason in ("cooldown", "budget") and self._moves_cooled_jobs(group):
                 await self._move_to_fallbacks(group, wanted)
@@ -163,6 +176,11 @@ class ClaimLoop:
             by_deployment.setdefault(grant.deployment.id, []).append(grant)
         for share in by_deployment.values():
             await self._claim_for(group, share)
+
+    async def _urgent_waits(self, group: str) -> bool:
+        return await self._db.read(
+            job_sql.urgent_ready, group=group, max_priority=URGENT_PRIORITY_MAX, now=self._clock.now()
+        )
 
     async def _claim_for(self, group: str, grants: list[Grant]) -> None:
         """Claim one job per grant (all on one deployment) and start them."""

@@ -17,6 +17,7 @@ import concurrent.futures
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import Iterable
 
@@ -39,15 +40,20 @@ from dispatcher.metrics import Metrics
 from dispatcher.providers.provider_set import ProviderSet
 from dispatcher.remote.driver import ProviderBatchDriver
 from dispatcher.routing.admission import Admission
-from dispatcher.routing.stats import RoutingStats
+from dispatcher.routing.stats import REMOTE_STALE_AFTER_S, RoutingStats
 from dispatcher.routing.strategies import build_strategy
 from dispatcher.signals import FINISHED
+from dispatcher.store import jobs as job_sql
 from dispatcher.store.clock import DatabaseClock
+from dispatcher.store import retention
 from dispatcher.store.database import Database
 
 log = logging.getLogger(__name__)
 
 STATS_SYNC_INTERVAL_S = 0.5
+# An idle worker publishes its routing numbers this often: soon enough that the fleet does not
+# drop them as stale. The first claim after idling reads fresh numbers first.
+IDLE_STATS_SYNC_S = REMOTE_STALE_AFTER_S * 0.8
 OBSERVERS_REFRESH_S = 15.0
 
 
@@ -92,6 +98,8 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_now: asyncio.Event | None = None
         self._claims: ClaimLoop | None = None
+        self._stats_synced_at = 0.0  # time.monotonic() of the last routing numbers sync
+        self._activity_at_sync: tuple[int, int, int] | None = None
 
     # -- called from other threads -------------------------------------------------------
 
@@ -123,11 +131,13 @@ class Engine:
             asyncio.create_task(self._stalls.run()),
             asyncio.create_task(self._every(self._settings.worker.poll_interval, self._poll)),
             asyncio.create_task(self._every(self._membership.housekeeping_interval, self._housekeeping)),
-            asyncio.create_task(self._every(STATS_SYNC_INTERVAL_S, self._sync_routing_stats)),
+            asyncio.create_task(self._every(STATS_SYNC_INTERVAL_S, self._sync_routing_stats_when_due)),
             asyncio.create_task(self._every(OBSERVERS_REFRESH_S, self._refresh_observers)),
         ]
         if self._remote.active:
             background.append(asyncio.create_task(self._remote.run(), name="provider-batches"))
+        if self._settings.retention.finished_before:
+            background.append(asyncio.create_task(self._every(self._settings.retention.interval, self._retention)))
         writer_task = background[0]
         self.started.set_result(self.worker_id)
         for group in self.groups:
@@ -184,6 +194,7 @@ class Engine:
             admission=self.admission, db=self._db, clock=self.clock, membership=self._membership,
             runner=runner, writer=self._writer, fallbacks=fallbacks, stats=self.stats,
             notify_others=notify_others, start_call=self._calls.start,
+            before_claims=self._fresh_routing_numbers,
         )
 
     def _on_written(self, outcomes: list[Outcome], recorded: set[int]) -> None:
@@ -211,7 +222,13 @@ class Engine:
             self._claims.hint(group)
 
     async def _poll(self) -> None:
-        self._claims.hint_all()
+        """The idle poll. A worker with nothing to do asks SQL which groups have ready jobs
+        before asking admission for capacity (Redis) and claiming (SQL) in each of them."""
+        if self._claims.idle:
+            for group in await self._db.read(job_sql.ready_groups, groups=self.groups, now=self.clock.now()):
+                self._hint_local(group)
+        else:
+            self._claims.hint_all()
 
     async def _housekeeping(self) -> None:
         """Take over dead workers' jobs, hand back claims whose reply was lost, and tidy up
@@ -220,7 +237,37 @@ class Engine:
         await self._claims.reconcile()
         await self._membership.tidy()
 
+    async def _sync_routing_stats_when_due(self) -> None:
+        """Every STATS_SYNC_INTERVAL_S while this worker claims or runs calls, and until the
+        numbers of its last calls are out; every IDLE_STATS_SYNC_S when idle."""
+        stats = self.stats
+        activity = (stats.claimed, stats.finished, stats.requeued)
+        if (
+            not self._claims.idle
+            or activity != self._activity_at_sync
+            or time.monotonic() - self._stats_synced_at >= IDLE_STATS_SYNC_S
+        ):
+            self._activity_at_sync = activity
+            await self._sync_routing_stats()
+
+    async def _fresh_routing_numbers(self) -> None:
+        """Before a claim: numbers as fresh as a busy worker's (an idle one syncs seldom)."""
+        if time.monotonic() - self._stats_synced_at > 2 * STATS_SYNC_INTERVAL_S:
+            try:
+                await self._sync_routing_stats()
+            except Exception as exc:  # noqa: BLE001 - stale numbers only skew a choice a little
+                log.warning("_sync_routing_stats failed: %s", exc)
+
+    async def _retention(self) -> None:
+        """Prune old batches' bodies, when it is this worker's turn (store/retention.py)."""
+        pruned = await self._db.run(
+            retention.prune_if_my_turn, self._db.database, self._settings.retention, self.clock.now()
+        )
+        if pruned and pruned.batches:
+            log.info("retention: pruned the bodies of %d batches (%d jobs)", len(pruned.batches), pruned.jobs)
+
     async def _sync_routing_stats(self) -> None:
+        self._stats_synced_at = time.monotonic()
         specs = [self.admission.specs[d] for d in self._deployments.by_id]
         usages = await self._shared.limits.usage(specs)
         for deployment_id, usage in zip(self._deployments.by_id, usages):

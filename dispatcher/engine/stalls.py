@@ -12,7 +12,8 @@ import asyncio
 import collections
 import time
 
-TICK_S = 0.1
+# Stalls longer than TICK_S + threshold_s are seen; an idle worker wakes TICK_S apart for it.
+TICK_S = 0.25
 
 
 class StallWatch:

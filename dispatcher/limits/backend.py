@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
+from dispatcher.limits.credit import Position, Word
 from dispatcher.limits.spec import LimitSpec
 
 
@@ -15,9 +16,18 @@ class Reservation:
     candidate: int
     send_times: list[float]  # in the backend's clock
     clock_offset: float  # backend clock minus local time.time()
+    # The key's count of requests before these sends: each send's place in it is what a
+    # reply's rate-limit headers are read against (credit.py).
+    requests_before: int = 0
+    credited: int = 0  # the first this many sends go on the provider's word of room, not the pace
+    in_flight_before: int = 0  # the key's calls in flight before these sends (credit.py)
 
     def local_send_time(self, i: int) -> float:
         return self.send_times[i] - self.clock_offset
+
+    def position(self, i: int) -> Position:
+        """Where the ``i``-th send stands in the key's count once counted."""
+        return Position(self.requests_before + i + 1, self.in_flight_before + i)
 
 
 @dataclass(slots=True)
@@ -25,10 +35,12 @@ class Blocked:
     """No candidate can take a request before ``until`` (local time.time() clock).
 
     ``reason`` is "cooldown" when every candidate is cooling down after failures, else "limits".
+    ``urgent_room``: a candidate's provider said it has room that is kept for urgent calls.
     """
 
     until: float
     reason: str = "limits"
+    urgent_room: bool = False
 
 
 @dataclass(slots=True)
@@ -60,12 +72,20 @@ class LimitBackend(Protocol):
         horizon: float,
         deployment_ids: Sequence[str] = (),
         input_tokens: int = 0,
+        urgent: bool = False,
     ) -> Reservation | Blocked:
         """Reserve up to ``count`` sends of ``tokens`` each on the first candidate that can.
 
         ``deployment_ids`` (parallel to ``candidates``) are checked for cooldowns.
         ``input_tokens`` of each send's ``tokens`` count against itpm, the rest against otpm.
+        ``urgent`` sends may spend the credit kept for urgent calls (``spec.urgent_reserve``).
         """
+
+    async def observe(self, spec: LimitSpec, word: Word) -> None:
+        """Keep what a provider's rate-limit headers allow (credit.read_word)."""
+
+    async def finish(self, ended: Sequence[tuple[LimitSpec, int]]) -> None:
+        """These many calls of each key are no longer in flight (answered, or never sent)."""
 
     async def record_failure(self, deployment_id: str, allowed_fails: int, cooldown_s: float) -> bool:
         """Count a failure; True when it puts the deployment in cooldown (fleet-wide)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import replace
 from typing import Sequence
 
 from dispatcher.limits.backend import Blocked, Correction, LimitUsage, Reservation, split_deltas
-from dispatcher.limits.schedule import ScheduleState, plan, shift
+from dispatcher.limits.schedule import ScheduleState, count_in_flight, observe, plan, shift
+from dispatcher.limits.credit import Word
 from dispatcher.limits.spec import LimitSpec
 
 
@@ -27,10 +29,12 @@ class MemoryLimitBackend:
         horizon: float,
         deployment_ids: Sequence[str] = (),
         input_tokens: int = 0,
+        urgent: bool = False,
     ) -> Reservation | Blocked:
         now = time.time()
         earliest = None
         cooling = 0
+        urgent_room = False
         for index, spec in enumerate(candidates):
             cooldown_end = self._cooling_until.get(deployment_ids[index], 0.0) if deployment_ids else 0.0
             if cooldown_end > now:
@@ -38,22 +42,34 @@ class MemoryLimitBackend:
                 earliest = cooldown_end if earliest is None else min(earliest, cooldown_end)
                 continue
             state = self._states[spec.key]
-            trial = ScheduleState(state.r, state.t, state.p, state.i, state.o)
-            times, next_free = plan(
+            trial = replace(state)
+            times, next_free, credited, room = plan(
                 trial, now=now, count=count, tokens=tokens,
                 request_interval=spec.request_interval, token_interval=spec.token_interval,
                 horizon=horizon, input_tokens=input_tokens,
                 input_interval=spec.input_interval, output_interval=spec.output_interval,
+                burst_s=spec.burst_s, urgent=urgent,
             )
             if times:
-                state.r, state.t, state.i, state.o = trial.r, trial.t, trial.i, trial.o
+                before = state.n
+                in_flight = count_in_flight(trial, len(times), now) if spec.burst_s else 0
+                self._states[spec.key] = trial
                 usage = self._minute_usage[(spec.key, int(now // 60))]
                 usage[0] += len(times)
                 usage[1] += len(times) * tokens
-                return Reservation(index, times, 0.0)
+                return Reservation(index, times, 0.0, before, credited, int(in_flight))
+            urgent_room = urgent_room or room
             earliest = next_free if earliest is None else min(earliest, next_free)
         reason = "cooldown" if candidates and cooling == len(candidates) else "limits"
-        return Blocked(earliest if earliest is not None else now, reason)
+        return Blocked(earliest if earliest is not None else now, reason, urgent_room)
+
+    async def observe(self, spec: LimitSpec, word: Word) -> None:
+        observe(self._states[spec.key], word, time.time())
+
+    async def finish(self, ended: Sequence[tuple[LimitSpec, int]]) -> None:
+        for spec, count in ended:
+            state = self._states[spec.key]
+            state.f = max(0.0, state.f - count)
 
     async def record_failure(self, deployment_id: str, allowed_fails: int, cooldown_s: float) -> bool:
         now = time.time()

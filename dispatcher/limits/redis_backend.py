@@ -12,12 +12,21 @@ from typing import Sequence
 import redis.asyncio as aioredis
 
 from dispatcher import redis_client
-from dispatcher.limits import keys
+from dispatcher.limits import credit, keys
 from dispatcher.limits.backend import Blocked, Correction, LimitUsage, Reservation, split_deltas
 from dispatcher.limits.spec import LimitSpec
 
+# One decision for every candidate, whether it limits requests and tokens only or input and
+# output tokens apart too (itpm, otpm): four schedules, 'r', 't', 'i', 'o' (a dimension without
+# a limit has interval 0 and keeps its time) and the pause 'p'. Header credit (credit.py): 'n'
+# numbers the sends, 'f' counts the calls in flight (with snapshots of 'n': 'sa' older, 'sb'
+# newer, taken at 'tb'), 'cn' is the ceiling the provider's words allow ('cw': when it last
+# spoke), 'mn' the settled ceiling since the last send, 'pr' when it said its room grows, 'kn'
+# how much of the room is kept for urgent calls.
 # KEYS: one limit hash per candidate (in preference order), then one cooldown key per candidate.
-# ARGV: count, tokens, horizon, usage key prefix, then per candidate: request_interval, token_interval
+# ARGV: count, tokens, horizon, usage key prefix, input tokens, output tokens, urgent (1/0),
+# credit ttl, flight snapshot period, recheck seconds, reserve release seconds, then per
+# candidate: request, token, input and output intervals, burst seconds.
 RESERVE = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
@@ -25,106 +34,146 @@ local count = tonumber(ARGV[1])
 local tokens = tonumber(ARGV[2])
 local horizon = tonumber(ARGV[3])
 local usage_prefix = ARGV[4]
+local need = {1, tokens, tonumber(ARGV[5]), tonumber(ARGV[6])}
+local urgent = ARGV[7] == '1'
+local credit_ttl = tonumber(ARGV[8])
+local flight_snapshot_s = tonumber(ARGV[9])
+local recheck = tonumber(ARGV[10])
+local release = tonumber(ARGV[11])
 local candidates = #KEYS / 2
 local earliest = nil
 local cooling = 0
-for i = 1, candidates do
-  local cooldown_end = tonumber(redis.call('GET', KEYS[candidates + i])) or 0
+local urgent_room = 0
+local function fmt(x) return string.format('%.6f', x) end
+local function int(x) return string.format('%.0f', x) end
+for c = 1, candidates do
+  local cooldown_end = tonumber(redis.call('GET', KEYS[candidates + c])) or 0
   if cooldown_end > now then
     cooling = cooling + 1
     if earliest == nil or cooldown_end < earliest then earliest = cooldown_end end
   else
-  local ri = tonumber(ARGV[3 + 2 * i])
-  local ti = tonumber(ARGV[4 + 2 * i])
-  local state = redis.call('HMGET', KEYS[i], 'r', 't', 'p')
-  local r = tonumber(state[1]) or 0
-  local t = tonumber(state[2]) or 0
-  local p = tonumber(state[3]) or 0
-  local send = math.max(r, t, p, now)
+  local base = 11 + 5 * (c - 1)
+  local interval = {tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]),
+    tonumber(ARGV[base + 4])}
+  local burst = tonumber(ARGV[base + 5])
+  local s = redis.call('HMGET', KEYS[c], 'r', 't', 'i', 'o', 'p', 'n', 'cn', 'mn', 'cw', 'pr',
+    'f', 'sa', 'sb', 'tb', 'kn')
+  local kept = tonumber(s[15]) or 0
+  local pace = {tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0}
+  local p = tonumber(s[5]) or 0
+  local n = tonumber(s[6]) or 0
+  local ceiling = tonumber(s[7])
+  local settled = tonumber(s[8])
+  local said_at = tonumber(s[9])
+  local grows = tonumber(s[10])
+  local word_fresh = burst > 0 and p <= now and said_at ~= nil and now - said_at <= credit_ttl
+  -- calls in flight: what a worker that died mid-call never counted out heals within two
+  -- snapshot periods (no call is in flight longer than one: at most the sends since then)
+  local flight = tonumber(s[11]) or 0
+  local older = tonumber(s[12])
+  if older ~= nil and flight > n - older then flight = n - older end
+  local newer, newer_at = tonumber(s[13]), tonumber(s[14]) or 0
+  if flight <= 0 and settled ~= nil and (ceiling == nil or settled > ceiling) then
+    ceiling = settled  -- every call answered: the replies since the last send say the room exactly
+  end
+  -- nothing in flight and the room spent: one call may learn whether the room has grown
+  local probe = word_fresh and flight <= 0 and grows ~= nil and now >= grows
+  -- the room kept for urgent calls goes to any call just before the provider's room grows
+  local keep = kept
+  if urgent or (grows ~= nil and now >= grows - release) then keep = 0 end
+  local function credit(reserve)
+    if not word_fresh or ceiling == nil or n + 1 > ceiling - reserve then return false end
+    for d = 1, 4 do
+      if interval[d] > 0 and pace[d] - now >= burst then return false end
+    end
+    return true
+  end
+  local before = n
   local times = {}
-  while #times < count and send <= now + horizon do
-    times[#times + 1] = string.format('%.6f', send)
-    -- an unlimited dimension keeps its time, or it would pin the schedule against refunds
-    if ri > 0 then r = send + ri end
-    if ti > 0 then t = send + tokens * ti end
-    send = math.max(r, t, now)
+  local credited = 0
+  local send = math.max(pace[1], pace[2], pace[3], pace[4], p, now)
+  while #times < count do
+    if credit(keep) or (probe and #times == 0) then
+      send = now
+      credited = credited + 1
+    elseif word_fresh then
+      break  -- the provider's word decides while it is fresh, not the even pace
+    else
+      send = math.max(pace[1], pace[2], pace[3], pace[4], p, now)
+      if send > now + horizon then break end
+    end
+    times[#times + 1] = fmt(send)
+    for d = 1, 4 do
+      -- an unlimited dimension keeps its time, or it would pin the schedule against refunds
+      if interval[d] > 0 then pace[d] = math.max(pace[d], send) + need[d] * interval[d] end
+    end
+    n = n + 1
+    send = math.max(pace[1], pace[2], pace[3], pace[4], now)
   end
   if #times > 0 then
-    redis.call('HSET', KEYS[i], 'r', string.format('%.6f', r), 't', string.format('%.6f', t))
-    redis.call('EXPIRE', KEYS[i], 86400)
-    local usage_key = usage_prefix .. KEYS[i] .. ':' .. math.floor(now / 60)
+    redis.call('HSET', KEYS[c], 'r', fmt(pace[1]), 't', fmt(pace[2]), 'i', fmt(pace[3]),
+      'o', fmt(pace[4]), 'n', int(n))
+    if burst > 0 then
+      redis.call('HSET', KEYS[c], 'f', int(flight + #times))
+      redis.call('HDEL', KEYS[c], 'mn')
+      if now - newer_at > flight_snapshot_s then
+        redis.call('HSET', KEYS[c], 'sa', int(newer or before), 'sb', int(before), 'tb', fmt(now))
+      end
+    end
+    redis.call('EXPIRE', KEYS[c], 86400)
+    local usage_key = usage_prefix .. KEYS[c] .. ':' .. math.floor(now / 60)
     redis.call('HINCRBY', usage_key, 'req', #times)
     redis.call('HINCRBY', usage_key, 'tok', #times * tokens)
     redis.call('EXPIRE', usage_key, 180)
-    return {i, string.format('%.6f', now), unpack(times)}
+    return {c, fmt(now), credited, int(flight), int(before), unpack(times)}
+  end
+  if not urgent and credit(0) then urgent_room = 1 end
+  if word_fresh then
+    -- room comes with replies to the calls in flight, when the provider said it grows (the
+    -- kept room a little before), or once its word is stale and the even pace takes over;
+    -- with room left but a schedule too far ahead, when that schedule is back within reach
+    local ahead = math.max(pace[1], pace[2], pace[3], pace[4])
+    send = math.max(send, said_at + credit_ttl)
+    if flight > 0 then send = math.min(send, now + recheck) end
+    if grows ~= nil then send = math.min(send, math.max(now, grows - release)) end
+    if ceiling ~= nil and n + 1 <= ceiling - keep then send = math.min(send, math.max(now, ahead - burst)) end
   end
   if earliest == nil or send < earliest then earliest = send end
   end
 end
 local reason = 'limits'
 if candidates > 0 and cooling == candidates then reason = 'cooldown' end
-return {0, string.format('%.6f', now), string.format('%.6f', earliest or now), reason}
+return {0, fmt(now), fmt(earliest or now), reason, urgent_room}
 """
 
-# RESERVE for candidates of which some limit input and output tokens apart (itpm, otpm): the
-# same decision with two more schedules, 'i' and 'o'. Kept apart so that a call on deployments
-# without them runs RESERVE, not a script doing more work.
-# KEYS: as RESERVE. ARGV: count, tokens, horizon, usage key prefix, input tokens, output tokens,
-# then per candidate: request_interval, token_interval, input_interval, output_interval
-RESERVE_SPLIT = """
+# KEYS[1]: limit hash. ARGV: credit ttl, the ceiling, the settled ceiling, seconds until the
+# provider's room grows ('' when not said), calls kept for urgent ones. Of two fresh ceilings the higher holds; of the
+# settled ones since the last send, the lowest.
+OBSERVE = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local count = tonumber(ARGV[1])
-local tokens = tonumber(ARGV[2])
-local horizon = tonumber(ARGV[3])
-local usage_prefix = ARGV[4]
-local input_tokens = tonumber(ARGV[5])
-local output_tokens = tonumber(ARGV[6])
-local candidates = #KEYS / 2
-local earliest = nil
-local cooling = 0
-for i = 1, candidates do
-  local cooldown_end = tonumber(redis.call('GET', KEYS[candidates + i])) or 0
-  if cooldown_end > now then
-    cooling = cooling + 1
-    if earliest == nil or cooldown_end < earliest then earliest = cooldown_end end
-  else
-  local ri = tonumber(ARGV[3 + 4 * i])
-  local ti = tonumber(ARGV[4 + 4 * i])
-  local ii = tonumber(ARGV[5 + 4 * i])
-  local oi = tonumber(ARGV[6 + 4 * i])
-  local state = redis.call('HMGET', KEYS[i], 'r', 't', 'p', 'i', 'o')
-  local r = tonumber(state[1]) or 0
-  local t = tonumber(state[2]) or 0
-  local p = tonumber(state[3]) or 0
-  local si = tonumber(state[4]) or 0
-  local so = tonumber(state[5]) or 0
-  local send = math.max(r, t, si, so, p, now)
-  local times = {}
-  while #times < count and send <= now + horizon do
-    times[#times + 1] = string.format('%.6f', send)
-    if ri > 0 then r = send + ri end
-    if ti > 0 then t = send + tokens * ti end
-    if ii > 0 then si = send + input_tokens * ii end
-    if oi > 0 then so = send + output_tokens * oi end
-    send = math.max(r, t, si, so, now)
-  end
-  if #times > 0 then
-    redis.call('HSET', KEYS[i], 'r', string.format('%.6f', r), 't', string.format('%.6f', t),
-      'i', string.format('%.6f', si), 'o', string.format('%.6f', so))
-    redis.call('EXPIRE', KEYS[i], 86400)
-    local usage_key = usage_prefix .. KEYS[i] .. ':' .. math.floor(now / 60)
-    redis.call('HINCRBY', usage_key, 'req', #times)
-    redis.call('HINCRBY', usage_key, 'tok', #times * tokens)
-    redis.call('EXPIRE', usage_key, 180)
-    return {i, string.format('%.6f', now), unpack(times)}
-  end
-  if earliest == nil or send < earliest then earliest = send end
+local s = redis.call('HMGET', KEYS[1], 'cn', 'mn', 'cw')
+local ceiling = tonumber(ARGV[2])
+local settled = tonumber(ARGV[3])
+local old = tonumber(s[1])
+if old ~= nil and now - (tonumber(s[3]) or -1e18) <= tonumber(ARGV[1]) and old > ceiling then ceiling = old end
+if tonumber(s[2]) ~= nil and tonumber(s[2]) < settled then settled = tonumber(s[2]) end
+redis.call('HSET', KEYS[1], 'cw', string.format('%.6f', now), 'cn', string.format('%.0f', ceiling),
+  'mn', string.format('%.0f', settled), 'kn', ARGV[5])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'pr', string.format('%.6f', now + tonumber(ARGV[4]))) end
+redis.call('EXPIRE', KEYS[1], 86400)
+return 1
+"""
+
+# KEYS: limit hashes. ARGV: per key, how many of its calls in flight have ended.
+FINISH = """
+for i = 1, #KEYS do
+  local flight = tonumber(redis.call('HGET', KEYS[i], 'f'))
+  if flight ~= nil then
+    redis.call('HSET', KEYS[i], 'f', string.format('%.0f', math.max(0, flight - tonumber(ARGV[i]))))
   end
 end
-local reason = 'limits'
-if candidates > 0 and cooling == candidates then reason = 'cooldown' end
-return {0, string.format('%.6f', now), string.format('%.6f', earliest or now), reason}
+return 1
 """
 
 # KEYS[1]: failure counter, KEYS[2]: cooldown key. ARGV: allowed fails, cooldown seconds.
@@ -238,7 +287,8 @@ class RedisLimitBackend:
         self._namespace = namespace
         self._usage_prefix = keys.usage_prefix(namespace)
         self._reserve = self._client.register_script(RESERVE)
-        self._reserve_split = self._client.register_script(RESERVE_SPLIT)
+        self._observe = self._client.register_script(OBSERVE)
+        self._finish = self._client.register_script(FINISH)
         self._adjust = self._client.register_script(ADJUST)
         self._adjust_split = self._client.register_script(ADJUST_SPLIT)
         self._pause = self._client.register_script(PAUSE)
@@ -259,32 +309,40 @@ class RedisLimitBackend:
         horizon: float,
         deployment_ids: Sequence[str] = (),
         input_tokens: int = 0,
+        urgent: bool = False,
     ) -> Reservation | Blocked:
         cooldown_keys = [keys.cooldown_key(self._namespace, d) for d in deployment_ids] or [
             keys.cooldown_key(self._namespace, f"-{spec.key}") for spec in candidates
         ]
         hash_keys = [self._key(spec) for spec in candidates]
-        args: list = [count, tokens, horizon, self._usage_prefix]
-        script = self._reserve
-        if any(spec.splits_tokens for spec in candidates):
-            script = self._reserve_split
-            args += [input_tokens, tokens - input_tokens]
-            for spec in candidates:
-                args += [repr(spec.request_interval), repr(spec.token_interval),
-                         repr(spec.input_interval), repr(spec.output_interval)]
-        else:
-            for spec in candidates:
-                args += [repr(spec.request_interval), repr(spec.token_interval)]
+        args: list = [count, tokens, horizon, self._usage_prefix, input_tokens, tokens - input_tokens,
+                      int(urgent), repr(credit.CREDIT_TTL_S), repr(credit.FLIGHT_SNAPSHOT_S),
+                      repr(credit.RECHECK_S), repr(credit.RESERVE_RELEASE_S)]
+        for spec in candidates:
+            args += [repr(spec.request_interval), repr(spec.token_interval), repr(spec.input_interval),
+                     repr(spec.output_interval), repr(spec.burst_s)]
         local_before = time.time()
-        reply = await script(keys=hash_keys + cooldown_keys, args=args)
+        reply = await self._reserve(keys=hash_keys + cooldown_keys, args=args)
         local_now = (local_before + time.time()) / 2
         index = int(reply[0])
         redis_now = float(reply[1])
         offset = redis_now - local_now
         if index == 0:
             reason = reply[3].decode() if isinstance(reply[3], bytes) else str(reply[3])
-            return Blocked(float(reply[2]) - offset, reason)
-        return Reservation(index - 1, [float(t) for t in reply[2:]], offset)
+            return Blocked(float(reply[2]) - offset, reason, bool(int(reply[4])))
+        return Reservation(
+            index - 1, [float(t) for t in reply[5:]], offset, int(reply[4]), int(reply[2]), int(reply[3])
+        )
+
+    async def observe(self, spec: LimitSpec, word: credit.Word) -> None:
+        await self._observe(
+            keys=[self._key(spec)],
+            args=[repr(credit.CREDIT_TTL_S), repr(word.ceiling), repr(word.settled),
+                  "" if word.reset_s is None else repr(word.reset_s), word.kept],
+        )
+
+    async def finish(self, ended: Sequence[tuple[LimitSpec, int]]) -> None:
+        await self._finish(keys=[self._key(spec) for spec, _ in ended], args=[count for _, count in ended])
 
     async def adjust(self, corrections: Sequence[Correction], horizon: float) -> None:
         if any(correction[0].splits_tokens for correction in corrections):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from dispatcher.deployments import Deployment, Deployments
@@ -27,6 +28,13 @@ class LimitSpec:
     otpm: int | None = None
     input_interval: float = 0.0
     output_interval: float = 0.0
+    # Header credit (limits/credit.py): how far ahead of the even pace sends the provider says
+    # it has room for may run (0: never, only the even pace), and what of that room is kept
+    # for urgent calls, per dimension (requests, tokens, input tokens, output tokens).
+    burst_s: float = 0.0
+    urgent_reserve: tuple[int, int, int, int] = (0, 0, 0, 0)
+    # What a provider's word of room is lowered by (timing jitter between our count and its).
+    credit_margin: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     @property
     def limited(self) -> bool:
@@ -51,8 +59,15 @@ class TokenBooking:
         return self.input + self.output
 
 
-def limit_specs(deployments: Deployments, headroom: float) -> dict[str, LimitSpec]:
-    """Deployment id -> its LimitSpec. Deployments sharing a limit_group share the strictest limits."""
+def limit_specs(
+    deployments: Deployments, headroom: float, *, provider_headers: bool = False, urgent_reserve: float = 0.0
+) -> dict[str, LimitSpec]:
+    """Deployment id -> its LimitSpec. Deployments sharing a limit_group share the strictest limits.
+
+    ``provider_headers``: the schedule may spend the room a provider's rate-limit headers
+    report (up to one minute of the limits ahead of the even pace), keeping ``urgent_reserve``
+    of each limit for urgent calls.
+    """
     by_key: dict[str, list[Deployment]] = {}
     for deployment in deployments.by_id.values():
         by_key.setdefault(deployment.limit_key, []).append(deployment)
@@ -73,10 +88,17 @@ def limit_specs(deployments: Deployments, headroom: float) -> dict[str, LimitSpe
             otpm=otpm,
             input_interval=_interval(itpm, rate),
             output_interval=_interval(otpm, rate),
+            burst_s=SECONDS_PER_MINUTE if provider_headers else 0.0,
+            urgent_reserve=_shares((rpm, tpm, itpm, otpm), urgent_reserve),
+            credit_margin=_shares((rpm, tpm, itpm, otpm), headroom),
         )
         for deployment in members:
             specs[deployment.id] = spec
     return specs
+
+
+def _shares(limits: tuple[int | None, ...], share: float) -> tuple[int, int, int, int]:
+    return tuple(math.ceil(limit * share) if limit else 0 for limit in limits)  # type: ignore[return-value]
 
 
 def _strictest(values: list[int | None]) -> int | None:

@@ -41,12 +41,22 @@ class Usage:
 
 @dataclass(slots=True)
 class RateLimitInfo:
-    """What ``x-ratelimit-*`` headers said about the requests and tokens the key has left."""
+    """What ``x-ratelimit-*`` headers said about the requests and tokens the key has left.
+
+    The ``limit_*`` fields are the limits the provider counts against (in its own window);
+    input and output tokens apart where the provider limits them apart (Anthropic).
+    """
 
     remaining_requests: int | None = None
     remaining_tokens: int | None = None
     reset_requests_s: float | None = None
     reset_tokens_s: float | None = None
+    limit_requests: int | None = None
+    limit_tokens: int | None = None
+    remaining_input_tokens: int | None = None
+    limit_input_tokens: int | None = None
+    remaining_output_tokens: int | None = None
+    limit_output_tokens: int | None = None
 
 
 @dataclass(slots=True)

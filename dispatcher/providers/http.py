@@ -3,7 +3,12 @@
 httpcore's pool scans every connection it owns on each request, so one pool of 256
 connections costs about 1.5 ms of CPU per request, while many pools of two connections cost
 about 0.35 ms (measured in docs/benchmarks.md). ``EndpointPool`` keeps one small httpx
-transport per "lane" and hands each request the first lane with a free connection.
+connection pool per "lane" and hands each request the first lane with a free connection.
+
+The lanes are httpcore pools used directly, not through httpx's transport (which wraps each
+response in an ``httpx.Response`` and its stream in an exception-mapping iterator), and their
+connections run on plain asyncio (``asyncio_network.py``), not anyio. Callers still build an
+``httpx.Request`` and get httpx's errors and ``httpx.Headers``.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ import collections
 import ssl
 from functools import lru_cache
 
+import httpcore
 import httpx
+from httpx._transports.default import map_httpcore_exceptions  # httpcore's errors as httpx's
 
+from dispatcher.providers.asyncio_network import AsyncioBackend
 from dispatcher.providers.send_permit import check_send_permit
 
 CONNECTIONS_PER_LANE = 2
@@ -26,17 +34,19 @@ def shared_ssl_context() -> ssl.SSLContext:
 
 
 class EndpointPool:
-    """Small httpx transports to one origin; each request takes a lane with room."""
+    """Small connection pools to one origin; each request takes a lane with room."""
 
     def __init__(self, max_in_flight: int, connections_per_lane: int = CONNECTIONS_PER_LANE):
         lanes = max(1, -(-max_in_flight // connections_per_lane))
-        limits = httpx.Limits(
-            max_connections=connections_per_lane,
-            max_keepalive_connections=connections_per_lane,
-            keepalive_expiry=30.0,
-        )
         self._lanes = [
-            httpx.AsyncHTTPTransport(verify=shared_ssl_context(), limits=limits, retries=0)
+            httpcore.AsyncConnectionPool(
+                ssl_context=shared_ssl_context(),
+                max_connections=connections_per_lane,
+                max_keepalive_connections=connections_per_lane,
+                keepalive_expiry=30.0,
+                retries=0,
+                network_backend=AsyncioBackend(),
+            )
             for _ in range(lanes)
         ]
         # One entry per free connection; a request pops one and pushes it back when done.
@@ -55,23 +65,31 @@ class EndpointPool:
         else:  # more callers than connections: queue inside a lane, spread round-robin
             lane = self._overflow % len(self._lanes)
             self._overflow += 1
+        url = request.url
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
         try:
-            response = await self._lanes[lane].handle_async_request(request)
-            # Read the raw stream: no Accept-Encoding is sent, so there is usually nothing to
-            # decode, and skipping httpx.Response's decoding layers saves ~5% CPU per call.
-            chunks = []
-            try:
-                async for chunk in response.stream:
-                    chunks.append(chunk)
-            finally:
-                await response.stream.aclose()
+            with map_httpcore_exceptions():
+                response = await self._lanes[lane].handle_async_request(core_request)
+                # Read the raw stream: no Accept-Encoding is sent, so there is usually nothing
+                # to decode, and skipping httpx.Response's decoding layers saves CPU per call.
+                chunks = []
+                try:
+                    async for chunk in response.stream:
+                        chunks.append(chunk)
+                finally:
+                    await response.aclose()
             body = b"".join(chunks)
-            if response.headers.get("content-encoding", "identity").lower() != "identity":
+            headers = httpx.Headers(response.headers)
+            if headers.get("content-encoding", "identity").lower() != "identity":
                 # A server that compresses anyway: let httpx undo it.
-                body = httpx.Response(
-                    response.status_code, headers=response.headers, stream=httpx.ByteStream(body)
-                ).read()
-            return response.status_code, response.headers, body
+                body = httpx.Response(response.status, headers=headers, stream=httpx.ByteStream(body)).read()
+            return response.status, headers, body
         finally:
             if took_free_connection:
                 self._free.append(lane)

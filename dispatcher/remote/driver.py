@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Callable
 
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 
 from dispatcher.config.schema import ProviderBatchSettings
 from dispatcher.deployments import Deployment, Deployments
@@ -93,12 +93,15 @@ class ProviderBatchDriver:
             await asyncio.sleep(self._settings.check_interval)
 
     async def tick(self) -> None:
-        await form_parts(self._db, self._by_group, self._limits, self._clock.now())
-        room = self._settings.per_worker - len(self._tasks)
-        if room <= 0 or self._stopping:
-            return
-        due = await self._db.read(part_sql.due_parts, now=self._clock.now(), limit=room,
-                                  deployment_ids=list(self._deployments))
+        room = 0 if self._stopping else self._settings.per_worker - len(self._tasks)
+        # One read answers both questions; most ticks of most workers find nothing to do.
+        to_form, due = await self._db.read(_look, now=self._clock.now(), limit=room,
+                                           deployment_ids=list(self._deployments))
+        if to_form:
+            await form_parts(self._db, self._by_group, self._limits, self._clock.now())
+            if room > 0:  # parts formed just now may be due at once
+                due = await self._db.read(part_sql.due_parts, now=self._clock.now(), limit=room,
+                                          deployment_ids=list(self._deployments))
         if not due:
             return
         parts = await self._db.write(part_sql.take_parts, worker_id=self._worker_id, part_ids=due)
@@ -398,6 +401,14 @@ class _Steps:
         await self._update(state=PartState.IMPORTED, imported_at=self.now())
         log.info("provider batch %s imported: %d succeeded, %d failed, %d cancelled, %d back to realtime",
                  part.id, tally.succeeded, tally.failed, tally.cancelled, tally.requeued)
+
+
+def _look(connection: Connection, *, now: float, limit: int, deployment_ids: list[str]) -> tuple[bool, list[str]]:
+    """(are there held jobs to form provider batches of, the provider batches due a step)."""
+    return (
+        bool(part_sql.batches_to_form(connection, now, limit=1)),
+        part_sql.due_parts(connection, now, limit, deployment_ids),
+    )
 
 
 async def _first_done(pending: set[asyncio.Future]):

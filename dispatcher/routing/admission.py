@@ -9,6 +9,7 @@ worker slot.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from typing import Callable, Sequence
 
 from dispatcher.config.schema import RateLimitSettings, RouterSettings
 from dispatcher.deployments import Deployment, Deployments
+from dispatcher.limits import credit
 from dispatcher.limits.backend import Blocked, Correction, LimitBackend
+from dispatcher.limits.credit import Position
 from dispatcher.limits.calibration import TokenCalibration
 from dispatcher.limits.spec import LimitSpec, TokenBooking, limit_specs
 from dispatcher.providers import errors as pe
@@ -43,6 +46,9 @@ class Grant:
     send_at: float
     tokens: int  # tokens reserved for this call
     input_tokens: int = 0  # the part of ``tokens`` that is input (itpm); the rest is output (otpm)
+    # Its place in the key's counts, which a reply's rate-limit headers are read against.
+    position: Position | None = None
+    on_credit: bool = False  # booked on the provider's word of room, not at an even-pace time
 
     @property
     def output_tokens(self) -> int:
@@ -69,7 +75,10 @@ class Admission:
         self._router = router or RouterSettings()
         self._on_cooldown = on_cooldown or (lambda deployment_id: None)
         self._on_room = on_room or (lambda group: None)
-        self.specs = limit_specs(deployments, settings.headroom)
+        self.specs = limit_specs(
+            deployments, settings.headroom, provider_headers=settings.provider_headers,
+            urgent_reserve=settings.urgent_reserve,
+        )
         self.budgets = Budgets(deployments, self._router, backend)
         self._local_pause: dict[str, float] = {}  # limit key -> until (429s seen here)
         self._local_cooldown: dict[str, float] = {}  # deployment id -> until
@@ -82,16 +91,19 @@ class Admission:
         }
         self._held = stats.held  # shared with the strategies (least-busy counts booked calls)
         self.calibration = TokenCalibration()
+        # Calls with a place in a key's counts that ended, not yet counted out of its flight.
+        self._ended: dict[LimitSpec, int] = {}
+        self._counting_out: asyncio.Task | None = None
 
     @property
     def horizon(self) -> float:
         return self._settings.lookahead_s
 
     async def acquire(
-        self, group: str, count: int, tokens: int, input_tokens: int = 0
+        self, group: str, count: int, tokens: int, input_tokens: int = 0, urgent: bool = False
     ) -> list[Grant] | Blocked:
         """Up to ``count`` grants for calls of ``tokens`` each (``input_tokens`` of them input),
-        or when to try again."""
+        or when to try again. ``urgent`` grants may take the room kept for urgent calls."""
         members = self._deployments.group(group)
         if not members:
             return []
@@ -123,7 +135,7 @@ class Admission:
         # With max_parallel_requests a deployment may take fewer calls than its schedule has
         # room for: ask again among the deployments with places left.
         for _ in range(len(members)):
-            booked = await self._book(members, count - len(grants), tokens, input_tokens)
+            booked = await self._book(members, count - len(grants), tokens, input_tokens, urgent)
             if isinstance(booked, Blocked):
                 return grants or booked
             grants += booked
@@ -156,7 +168,7 @@ class Admission:
         return [(deployment, n) for deployment, n in shares.values()]
 
     async def _book(
-        self, members: Sequence[Deployment], count: int, tokens: int, input_tokens: int
+        self, members: Sequence[Deployment], count: int, tokens: int, input_tokens: int, urgent: bool
     ) -> list[Grant] | Blocked:
         """Reserve send times for ``count`` calls, split among ``members`` by the strategy.
 
@@ -171,10 +183,10 @@ class Admission:
             ordered = [deployment] + [d for d in ordered if d is not deployment]
             result: list[Grant] | Blocked | None = None
             if wait_s > self.horizon:
-                result = await self._reserve(ordered[:1], n, tokens, input_tokens, wait_s)
+                result = await self._reserve(ordered[:1], n, tokens, input_tokens, urgent, wait_s)
                 ordered = ordered[1:]  # no room within wait_s: the others, at the usual horizon
             if (result is None or isinstance(result, Blocked)) and ordered:
-                result = await self._reserve(ordered, n, tokens, input_tokens)
+                result = await self._reserve(ordered, n, tokens, input_tokens, urgent)
             if isinstance(result, Blocked):  # every candidate is full: so are later shares
                 return grants or result
             room = self._room(result[0].deployment) if result else 0
@@ -186,21 +198,40 @@ class Admission:
 
     async def _reserve(
         self, ordered: Sequence[Deployment], count: int, tokens: int, input_tokens: int,
-        horizon: float | None = None,
+        urgent: bool = False, horizon: float | None = None,
     ) -> list[Grant] | Blocked:
         """Book ``count`` send times on the first deployment in ``ordered`` with room."""
         result = await self._backend.reserve(
             [self.specs[d.id] for d in ordered], count, tokens, horizon or self.horizon,
-            [d.id for d in ordered], input_tokens=input_tokens,
+            [d.id for d in ordered], input_tokens=input_tokens, urgent=urgent,
         )
         if isinstance(result, Blocked):
             return result
         deployment = ordered[result.candidate]
         spec = self.specs[deployment.id]
         return [
-            Grant(deployment, spec, result.local_send_time(i), tokens, input_tokens)
+            Grant(
+                deployment, spec, result.local_send_time(i), tokens, input_tokens,
+                result.position(i), on_credit=i < result.credited,
+            )
             for i in range(len(result.send_times))
         ]
+
+    async def take_urgent_room(self, grant: Grant) -> Grant | None:
+        """A grant at once for an urgent call booked later, from the room its deployment's
+        provider said it has (the part kept for urgent calls included); None when there is
+        none. The caller gives the old grant back when it gets one."""
+        if not grant.spec.burst_s:
+            return None
+        result = await self._reserve(
+            [grant.deployment], 1, grant.tokens, grant.input_tokens, urgent=True, horizon=1e-6
+        )
+        if isinstance(result, Blocked) or not result:
+            return None
+        if result[0].on_credit:
+            return self._hold(result[0])
+        await self.release(result)  # an even-pace slot right now: the old booking is as good
+        return None
 
     def _room(self, deployment: Deployment) -> int:
         cap = self._parallel_cap[deployment.id]
@@ -219,8 +250,23 @@ class Admission:
             deployment = grant.deployment
             was_full = self._room(deployment) <= 0
             self._held[deployment.id] -= 1
+            if grant.position is not None and grant.spec.burst_s:
+                self._ended[grant.spec] = self._ended.get(grant.spec, 0) + 1
             if was_full:
                 self._on_room(deployment.group)
+        if self._ended and self._counting_out is None:
+            self._counting_out = asyncio.get_running_loop().create_task(self._count_out())
+
+    async def _count_out(self) -> None:
+        """Tell the fleet's schedule the calls ``done`` saw end are no longer in flight."""
+        try:
+            while self._ended:
+                ended, self._ended = self._ended, {}
+                await self._backend.finish(list(ended.items()))
+        except Exception as exc:  # noqa: BLE001 - counted in flight a while longer: less credit, no harm
+            log.debug("could not count %d calls out of flight: %s", len(self._ended), exc)
+        finally:
+            self._counting_out = None
 
     def pause_remaining(self, grant: Grant) -> float:
         """Seconds this worker knows the grant's deployment is paused or cooling down for."""
@@ -320,6 +366,10 @@ class Admission:
             if correction is not None:
                 await self._backend.adjust([correction], self.horizon)
         info = completion.rate_limits
+        if info is not None and grant.position is not None:
+            word = credit.read_word(spec, grant.position, credit.CallSize(grant.tokens, grant.input_tokens), info)
+            if word is not None:
+                await self._backend.observe(spec, word)
         if info is not None:
             # The key is also used elsewhere when the provider has less left than we think.
             if info.remaining_requests == 0 and info.reset_requests_s:

@@ -38,6 +38,21 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# A host whose link is cut mid-transaction leaves its session open on the server, holding row
+# locks the takeover of its jobs waits for: the server ends such a session after this long
+# idle in a transaction (ours last milliseconds) and probes silent peers with keepalives.
+IDLE_IN_TRANSACTION_OPTION = "-c idle_in_transaction_session_timeout=10000"
+POSTGRES_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+
+
+def _postgres_session_args(url) -> dict:
+    """connect_args adding our session options to any the URL gives (a search_path, say)."""
+    given = url.query.get("options")
+    given = " ".join(given) if isinstance(given, tuple) else given
+    options = f"{given} {IDLE_IN_TRANSACTION_OPTION}" if given else IDLE_IN_TRANSACTION_OPTION
+    return {"options": options, **POSTGRES_KEEPALIVES}
+
+
 class Database:
     """A writer and a reader engine over one database URL."""
 
@@ -60,6 +75,7 @@ class Database:
                 pool_pre_ping=True,
                 pool_recycle=1800,
                 hide_parameters=True,  # errors and logs never show request bodies or names
+                connect_args=_postgres_session_args(parsed),
             )
             self.reader = self.writer
         else:
@@ -151,6 +167,7 @@ def _is_connection_error(exc: BaseException) -> bool:
         "connection timed out",
         "unable to open database file",
         "no route to host",
+        "network is unreachable",
         "the database system is starting up",
         "the database system is shutting down",
         "connection is closed",

@@ -417,3 +417,23 @@ def requeue_jobs(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Put jobs back in the queue (a retry after ``not_before``, or a fallback group)."""
     if rows:
         connection.execute(_REQUEUE, rows)
+
+
+_URGENT_READY = (
+    sa.select(jobs.c.id)
+    .where(
+        jobs.c.status == JobStatus.QUEUED,
+        jobs.c.model_group == sa.bindparam("group"),
+        jobs.c.priority <= sa.bindparam("max_priority", type_=sa.Integer),
+        jobs.c.not_before <= sa.bindparam("now", type_=sa.Float),
+    )
+    .limit(1)
+)
+
+
+def urgent_ready(connection: Connection, *, group: str, max_priority: int, now: float) -> bool:
+    """Whether a job of ``group`` at ``max_priority`` or more urgent waits to be claimed (the
+    ready-jobs index answers it)."""
+    return connection.execute(
+        _URGENT_READY, dict(group=group, max_priority=max_priority, now=now)
+    ).first() is not None

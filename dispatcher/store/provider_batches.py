@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from dispatcher.intake.validate import CHAT_COMPLETIONS
+from dispatcher.store.bodies import PackedText, pack
 from dispatcher.store.jobs import RESULT_COLUMNS, result_values
 from dispatcher.store.tables import (
     BatchStatus,
@@ -92,7 +93,7 @@ def form_part(
     of at most ``max_lines`` lines and about ``max_bytes``; returns (its id, lines) or None."""
     endpoint_is = jobs.c.endpoint.is_(None) if endpoint is None else jobs.c.endpoint == endpoint
     rows = connection.execute(
-        sa.select(jobs.c.seq, sa.func.length(jobs.c.body))
+        sa.select(jobs.c.seq, jobs.c.body)  # the line's size: its body unpacked (bodies.py)
         .where(jobs.c.batch_id == batch_id, jobs.c.status == JobStatus.HELD,
                jobs.c.model_group == group, endpoint_is)
         .order_by(jobs.c.seq)
@@ -101,8 +102,8 @@ def form_part(
     if not rows:
         return None
     size, last_seq, count = 0, rows[0][0], 0
-    for seq, length in rows:
-        line = (length or 0) + LINE_OVERHEAD_BYTES
+    for seq, body in rows:
+        line = len(body.encode()) + LINE_OVERHEAD_BYTES
         if count and size + line > max_bytes:
             break
         size += line
@@ -269,6 +270,8 @@ def _typed(table: sa.Table, names: Sequence[str]) -> tuple[tuple[str, str], ...]
     def kind(column: sa.Column) -> str:
         if isinstance(column.type, sa.Integer):
             return "int"
+        if isinstance(column.type, PackedText):
+            return "bytea"  # passed packed, as hex (see _packed)
         return "float8" if isinstance(column.type, sa.Float) else "text"
     return tuple((name, kind(table.c[name])) for name in names)
 
@@ -300,13 +303,21 @@ _FINISH_LINES_POSTGRES = sa.text(
 )
 
 
+def _packed(text: str | None) -> str | None:
+    """A body as json_to_recordset reads a bytea: packed (bodies.py), in hex."""
+    return None if text is None else "\\x" + pack(text).hex()
+
+
 def finish_waiting_lines(connection: Connection, part_id: str, rows: list[dict[str, Any]]) -> dict[int, tuple[int, int]]:
     """Write final results of jobs still in the provider batch (rows of others are skipped);
     returns job id -> (claim, attempts counting this one) for those written."""
     if not rows:
         return {}
     if connection.dialect.name == "postgresql":
-        document = orjson.dumps([{name: row[f"b_{name}"] for name, _ in _FINISH_COLUMNS} for row in rows])
+        document = orjson.dumps([
+            {name: _packed(row[f"b_{name}"]) if kind == "bytea" else row[f"b_{name}"] for name, kind in _FINISH_COLUMNS}
+            for row in rows
+        ])
         connection.execute(_NO_NESTED_LOOPS)
         connection.execute(_ASYNC_COMMIT)
         written = connection.execute(_FINISH_LINES_POSTGRES, {

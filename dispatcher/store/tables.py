@@ -12,6 +12,8 @@ from typing import Optional
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from dispatcher.store.bodies import PackedText
+
 
 class JobStatus:
     QUEUED = "queued"  # waiting to be claimed (maybe not before ``not_before``)
@@ -112,6 +114,12 @@ class Batch(SQLModel, table=True):
         default="realtime", max_length=16, sa_column_kwargs={"server_default": "realtime"},
         description="the route chosen at submit: realtime, or provider-batch (the provider's batch API)",
     )
+    results_downloaded_at: Optional[float] = Field(
+        default=None, description="when its results were last exported whole (retention keeps it until then)"
+    )
+    pruned_at: Optional[float] = Field(
+        default=None, description="when retention dropped its request and response bodies"
+    )
 
 
 class Job(SQLModel, table=True):
@@ -127,7 +135,8 @@ class Job(SQLModel, table=True):
             sqlite_where=sa.text("status = 'queued'"),
         ),
         sa.Index("ux_jobs_batch_seq", "batch_id", "seq", unique=True),
-        sa.Index("ux_jobs_batch_custom_id", "batch_id", "custom_id", unique=True),
+        # No index on (batch_id, custom_id): nothing looks a job up by it, and intake refuses a
+        # repeated custom_id (intake/validate.py); it cost ~120 bytes per job (bench/storage.py).
         sa.Index("ix_jobs_batch_status", "batch_id", "status"),
         # Partial: a job leaves it when its line's result is written, so the import (which
         # rewrites every job of a provider batch) adds no entry to it.
@@ -153,7 +162,10 @@ class Job(SQLModel, table=True):
     model_group: str = Field(max_length=200)
     priority: int = 5
     fair_key: float = 0.0
-    body: str = Field(sa_type=sa.Text, description="request body JSON without 'model'")
+    body: Optional[str] = Field(
+        default=None, sa_type=PackedText,
+        description="request body JSON without 'model' (bodies.py); NULL once pruned (retention.py)",
+    )
     endpoint: Optional[str] = Field(
         default=None, max_length=32,
         description="the API path called, as its batch's endpoint; NULL: /v1/chat/completions",
@@ -188,7 +200,7 @@ class Job(SQLModel, table=True):
     started_at: Optional[float] = None
     finished_at: Optional[float] = None
     response_status: Optional[int] = None
-    response: Optional[str] = Field(default=None, sa_type=sa.Text)
+    response: Optional[str] = Field(default=None, sa_type=PackedText, description="NULL once pruned")
     request_id: Optional[str] = Field(default=None, max_length=200)
     error_code: Optional[str] = Field(default=None, max_length=64)
     error_message: Optional[str] = Field(default=None, sa_type=sa.Text)
@@ -358,6 +370,15 @@ class FilePart(SQLModel, table=True):
     data: bytes = Field(sa_type=sa.LargeBinary)
 
 
+class FleetTurn(SQLModel, table=True):
+    """A chore one worker of the fleet does now and then (retention): who may do it next, when."""
+
+    __tablename__ = "fleet_turns"
+
+    name: str = Field(primary_key=True, max_length=40)
+    next_at: float = Field(description="database clock; the first worker to see it passed takes the turn")
+
+
 batches = Batch.__table__
 jobs = Job.__table__
 attempts = Attempt.__table__
@@ -367,4 +388,5 @@ api_keys = ApiKeyRecord.__table__
 files = StoredFile.__table__
 file_parts = FilePart.__table__
 provider_batches = ProviderBatch.__table__
+fleet_turns = FleetTurn.__table__
 metadata = SQLModel.metadata

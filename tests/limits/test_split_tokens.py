@@ -112,8 +112,8 @@ def test_given_back_grants_free_input_and_output_schedules(make_backend):
     assert isinstance(again, Reservation)  # all three given back: room at once
 
 
-def test_a_limit_without_itpm_or_otpm_keeps_to_its_two_schedules(redis_server, redis_namespace):
-    """Deployments without itpm/otpm run the plain script: their hash has no input/output times."""
+def test_a_limit_without_itpm_or_otpm_leaves_its_input_and_output_schedules_alone(redis_server, redis_namespace):
+    """One script serves both kinds of limits: a dimension without a limit keeps its time (0)."""
     from dispatcher.limits import keys
     from dispatcher.limits.redis_backend import RedisLimitBackend
 
@@ -124,15 +124,15 @@ def test_a_limit_without_itpm_or_otpm_keeps_to_its_two_schedules(redis_server, r
         await backend.adjust([(plain, 0, -10)], 0.0)
         await backend.reserve([split], 1, 100, 1.0, input_tokens=50)
         fields = [
-            sorted(await backend.client.hkeys(keys.limit_hash(redis_namespace, limit.key)))
+            await backend.client.hmget(keys.limit_hash(redis_namespace, limit.key), "i", "o", "t")
             for limit in (plain, split)
         ]
         await backend.aclose()
         return fields
 
-    plain_fields, split_fields = run(scenario())
-    assert plain_fields == [b"r", b"t"]
-    assert split_fields == [b"i", b"o", b"r", b"t"]
+    (plain_i, plain_o, plain_t), (split_i, split_o, split_t) = run(scenario())
+    assert float(plain_i) == 0 and float(plain_o) == 0 and float(plain_t) > 0
+    assert float(split_i) > 0 and float(split_o) == 0 and float(split_t) == 0
 
 
 def test_a_full_split_candidate_falls_through_to_the_next(make_backend):

@@ -128,6 +128,12 @@ def rate_limit_info(headers: httpx.Headers, now: float | None = None) -> RateLim
         remaining_tokens=remaining_tokens,
         reset_requests_s=_reset_in(headers, "requests", now),
         reset_tokens_s=_reset_in(headers, scarcest, now),
+        limit_requests=_int_or_none(headers.get("anthropic-ratelimit-requests-limit")),
+        limit_tokens=_int_or_none(headers.get(f"anthropic-ratelimit-{scarcest}-limit")),
+        remaining_input_tokens=_int_or_none(headers.get("anthropic-ratelimit-input-tokens-remaining")),
+        limit_input_tokens=_int_or_none(headers.get("anthropic-ratelimit-input-tokens-limit")),
+        remaining_output_tokens=_int_or_none(headers.get("anthropic-ratelimit-output-tokens-remaining")),
+        limit_output_tokens=_int_or_none(headers.get("anthropic-ratelimit-output-tokens-limit")),
     )
 
 

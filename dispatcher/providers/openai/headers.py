@@ -68,6 +68,8 @@ def rate_limit_info(headers: httpx.Headers) -> RateLimitInfo | None:
         remaining_tokens=_int_or_none(remaining_tokens),
         reset_requests_s=parse_duration(headers.get("x-ratelimit-reset-requests")),
         reset_tokens_s=parse_duration(headers.get("x-ratelimit-reset-tokens")),
+        limit_requests=_int_or_none(headers.get("x-ratelimit-limit-requests")),
+        limit_tokens=_int_or_none(headers.get("x-ratelimit-limit-tokens")),
     )
 
 
