@@ -46,10 +46,14 @@ POSTGRES_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_inter
 
 
 def _postgres_session_args(url) -> dict:
-    """connect_args adding our session options to any the URL gives (a search_path, say)."""
+    """connect_args adding our session options to any the URL gives (a search_path, say);
+    a timeout the URL sets itself is kept."""
     given = url.query.get("options")
     given = " ".join(given) if isinstance(given, tuple) else given
-    options = f"{given} {IDLE_IN_TRANSACTION_OPTION}" if given else IDLE_IN_TRANSACTION_OPTION
+    if given and "idle_in_transaction_session_timeout" in given:
+        options = given
+    else:
+        options = f"{given} {IDLE_IN_TRANSACTION_OPTION}" if given else IDLE_IN_TRANSACTION_OPTION
     return {"options": options, **POSTGRES_KEEPALIVES}
 
 
