@@ -11,14 +11,14 @@ provider had left after counting that call (requests, and tokens, counted in cal
 call's size), so sends up to the call's number plus that room fit, less the calls that were in
 flight when it was booked (any of them may reach the provider after it, uncounted) and a margin
 (the headroom). A later send counts by its number; the room only grows as the provider's window
-moves on, so a ceiling stays true. A send within the ceiling of every limited dimension goes
-at once instead of at its even-pace time; it still moves the pace on, so when the room is
-spent the even pace resumes only after the time the burst took from it (and never more than
-``burst_s`` ahead of now).
+moves on, so a ceiling stays true. A send within the ceiling goes at once instead of at its
+even-pace time, and while the provider's word is fresh (``CREDIT_TTL_S``) no send goes beyond
+it: even-pace sends between bursts would stay in a sliding window and shrink the next burst.
+Sends still move the even pace on: it bounds a burst (never more than ``burst_s`` ahead of
+now) and takes over, late by the time the bursts took from it, when the word goes stale.
 
 Once every call has been answered, the replies since the last send tell the room exactly: the
-lowest of their ceilings without the in-flight part (``mn``) holds.
-When that room is spent too, no reply will say when it grows again: one probe call may go when
+lowest of their ceilings without the in-flight part (``mn``) holds. When that room is spent too, no reply will say when it grows again: one probe call may go when
 the last reply said the provider's room grows (``pr``, its reset time), and its reply says
 how much there is.
 

@@ -28,6 +28,16 @@ def wait_for_workers(postgres_url: str, count: int, fleet: WorkerFleet) -> None:
         time.sleep(0.1)
 
 
+def run_batch(config, source, postgres_url: str) -> None:
+    """Submit ``source`` to two worker processes and watch it to its end."""
+    with WorkerFleet(config, processes=2) as fleet:
+        wait_for_workers(postgres_url, 2, fleet)
+        submitted = run_cli("-c", str(config), "submit", str(source))
+        assert submitted.returncode == 0, submitted.stderr.decode()
+        watched = run_cli("-c", str(config), "watch", submitted.stdout.decode().strip(), timeout=120)
+        assert watched.returncode == 0, watched.stderr.decode() + fleet.log()
+
+
 def admission_times(provider) -> list[float]:
     return sorted(at for at, _ in provider.stats(detail=True)["admitted_at"])
 
@@ -43,12 +53,7 @@ def test_a_per_minute_providers_room_is_spent_at_once(
     )
     jobs = 50
     source = write_jsonl(tmp_path / "in.jsonl", chat_lines(jobs, model="chat"))
-    with WorkerFleet(config, processes=2) as fleet:
-        wait_for_workers(postgres_url, 2, fleet)
-        submitted = run_cli("-c", str(config), "submit", str(source))
-        assert submitted.returncode == 0, submitted.stderr.decode()
-        watched = run_cli("-c", str(config), "watch", submitted.stdout.decode().strip(), timeout=120)
-        assert watched.returncode == 0, watched.stderr.decode() + fleet.log()
+    run_batch(config, source, postgres_url)
     stats = provider.stats()
     assert stats["completed"] == jobs and stats["duplicates"] == 0
     assert stats["rate_limited"] == 0, stats["by_status"]
@@ -70,12 +75,7 @@ def test_a_provider_counting_over_short_windows_gets_the_even_pace(
     )
     jobs = 36
     source = write_jsonl(tmp_path / "in.jsonl", chat_lines(jobs, model="chat"))
-    with WorkerFleet(config, processes=2) as fleet:
-        wait_for_workers(postgres_url, 2, fleet)
-        submitted = run_cli("-c", str(config), "submit", str(source))
-        assert submitted.returncode == 0, submitted.stderr.decode()
-        watched = run_cli("-c", str(config), "watch", submitted.stdout.decode().strip(), timeout=120)
-        assert watched.returncode == 0, watched.stderr.decode() + fleet.log()
+    run_batch(config, source, postgres_url)
     stats = provider.stats()
     assert stats["completed"] == jobs and stats["rate_limited"] == 0, stats["by_status"]
     assert stats["peak_requests_in_window"] <= 30
