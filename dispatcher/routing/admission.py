@@ -191,6 +191,7 @@ class Admission:
                 return grants or result
             room = self._room(result[0].deployment) if result else 0
             if room < len(result):  # the deployment cannot run them all at once
+                self._count_ended(result[room:])
                 await self.release(result[room:])
                 result = result[:room]
             grants += [self._hold(grant) for grant in result]
@@ -230,6 +231,7 @@ class Admission:
             return None
         if result[0].on_credit:
             return self._hold(result[0])
+        self._count_ended(result)
         await self.release(result)  # an even-pace slot right now: the old booking is as good
         return None
 
@@ -250,10 +252,15 @@ class Admission:
             deployment = grant.deployment
             was_full = self._room(deployment) <= 0
             self._held[deployment.id] -= 1
-            if grant.position is not None and grant.spec.burst_s:
-                self._ended[grant.spec] = self._ended.get(grant.spec, 0) + 1
             if was_full:
                 self._on_room(deployment.group)
+        self._count_ended(grants)
+
+    def _count_ended(self, grants: Sequence[Grant]) -> None:
+        """Grants whose calls ended or were never made leave their keys' calls in flight."""
+        for grant in grants:
+            if grant.position is not None and grant.spec.burst_s:
+                self._ended[grant.spec] = self._ended.get(grant.spec, 0) + 1
         if self._ended and self._counting_out is None:
             self._counting_out = asyncio.get_running_loop().create_task(self._count_out())
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 
 from tests.conftest import chat_lines, openai_deployment, run_cli, write_jsonl
 from tests.e2e.workers import WorkerFleet
@@ -61,6 +62,10 @@ def test_a_per_minute_providers_room_is_spent_at_once(
     times = admission_times(provider)
     # Every call within a few seconds of the first (even spacing: 49 s between first and last).
     assert times[-1] - times[0] < 8, times
+    # Every call counted out of flight again: the next burst is not shrunk by calls long answered.
+    client = redis.Redis.from_url(redis_server)
+    limits = [key for key in client.scan_iter(f"{redis_namespace}:limit:*") if client.hget(key, "f") is not None]
+    assert limits and all(int(client.hget(key, "f")) == 0 for key in limits)
 
 
 def test_a_provider_counting_over_short_windows_gets_the_even_pace(
