@@ -8,8 +8,8 @@ from dataclasses import replace
 from typing import Sequence
 
 from dispatcher.limits.backend import Blocked, Correction, LimitUsage, Reservation, split_deltas
-from dispatcher.limits.schedule import ScheduleState, count_in_flight, observe, plan, shift
 from dispatcher.limits.credit import Word
+from dispatcher.limits.schedule import ScheduleState, count_in_flight, observe, plan, shift
 from dispatcher.limits.spec import LimitSpec
 
 
@@ -69,7 +69,7 @@ class MemoryLimitBackend:
     async def finish(self, ended: Sequence[tuple[LimitSpec, int]]) -> None:
         for spec, count in ended:
             state = self._states[spec.key]
-            state.f = max(0.0, state.f - count)
+            state.f = max(0, state.f - count)
 
     async def record_failure(self, deployment_id: str, allowed_fails: int, cooldown_s: float) -> bool:
         now = time.time()
