@@ -84,7 +84,7 @@ def fresh_postgres_schema() -> str:
 
 def write_config(folder: Path, base_url: str, *, database_url: str, redis_url: str | None,
                  namespace: str, deployment: dict | None = None, worker: dict | None = None,
-                 router: dict | None = None) -> Path:
+                 router: dict | None = None, settings: dict | None = None) -> Path:
     params = {"model": "openai/bench", "api_base": base_url, "api_key": "sk-bench", "timeout": 60}
     params.update(deployment or {})
     document = {
@@ -96,6 +96,7 @@ def write_config(folder: Path, base_url: str, *, database_url: str, redis_url: s
             "namespace": namespace,
             "default_model": "chat",
             "worker": worker or {},
+            **(settings or {}),
         },
     }
     path = folder / "bench.yaml"

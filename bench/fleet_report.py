@@ -11,10 +11,13 @@ import httpx
 import sqlalchemy as sa
 
 from dispatcher.providers.mock.replies import fingerprint
+from dispatcher.store.calls import calls_sql
 
 # A prompt the cut host sent may reach the provider a moment after the link went down (it
 # was already past the link, in the relay's delay): still a call made before the cut.
 CUT_MARGIN_S = 1.0
+# Every call on record: attempts rows and the successes job rows hold (store/calls.py).
+CALLS = calls_sql()
 
 
 def exported_ids(client, batch_id: str, folder: Path) -> collections.Counter:
@@ -73,11 +76,11 @@ def fleet_report(plan, client, engine: sa.Engine, base_url: str, batch_id: str, 
         "custom_ids_missing": sorted({line["custom_id"] for line in lines} - set(exported)),
         # The call whose answer is the job's result: the success under the job's last claim.
         "results_per_host": by_host(
-            engine, "SELECT w.hostname, count(*) FROM attempts a JOIN workers w ON w.id = a.worker_id"
+            engine, f"SELECT w.hostname, count(*) FROM {CALLS} a JOIN workers w ON w.id = a.worker_id"
                     " JOIN jobs j ON j.id = a.job_id AND j.claim = a.claim"
                     " WHERE a.batch_id = :batch AND a.outcome = 'success' GROUP BY w.hostname", batch=batch_id),
         "attempts_per_host": by_host(
-            engine, "SELECT w.hostname, a.outcome, count(*) FROM attempts a JOIN workers w ON w.id = a.worker_id"
+            engine, f"SELECT w.hostname, a.outcome, count(*) FROM {CALLS} a JOIN workers w ON w.id = a.worker_id"
                     " WHERE a.batch_id = :batch GROUP BY w.hostname, a.outcome", batch=batch_id),
         "provider_requests": stats["requests"],
         "provider_429s": stats["rate_limited"],
@@ -95,7 +98,7 @@ def cut_report(plan, engine: sa.Engine, batch_id: str, events: dict, held: set[s
                sent_twice: dict[str, int], first_seen: dict[str, float]) -> dict:
     cut_wall = events.get("cut_wall_time")
     finished_by = by_host(
-        engine, "SELECT w.hostname, count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id AND j.claim = a.claim"
+        engine, f"SELECT w.hostname, count(*) FROM {CALLS} a JOIN jobs j ON j.id = a.job_id AND j.claim = a.claim"
                 " JOIN workers w ON w.id = a.worker_id WHERE a.batch_id = :batch AND a.outcome = 'success'"
                 " AND j.custom_id = ANY(:held) GROUP BY w.hostname",
         batch=batch_id, held=sorted(held)) if held else {}
@@ -134,7 +137,7 @@ def sent_twice_detail(engine: sa.Engine, batch_id: str, jobs: list[str], first_s
     and start (seconds after the cut)."""
     if not jobs or cut_wall is None:
         return []
-    query = sa.text("SELECT j.custom_id, w.hostname, a.claim, a.outcome, a.started_at FROM attempts a"
+    query = sa.text(f"SELECT j.custom_id, w.hostname, a.claim, a.outcome, a.started_at FROM {CALLS} a"
                     " JOIN jobs j ON j.id = a.job_id LEFT JOIN workers w ON w.id = a.worker_id"
                     " WHERE a.batch_id = :batch AND j.custom_id = ANY(:jobs) ORDER BY a.started_at")
     with engine.connect() as connection:

@@ -8,8 +8,9 @@ then reports pg_total_relation_size of every table and index, bytes per job, dea
 (pg_stat_user_tables.n_dead_tup) and the average stored width of the wide job columns. Then
 downloads the results (as a user would), prunes the batch's bodies (``prune`` with a cutoff of
 now), VACUUMs, and reports the same again; last after VACUUM FULL (what a pruned job keeps).
-``--vacuum-every S`` VACUUMs during the batch too, standing in for autovacuum (which the
-server this was measured on had off). Record the figures in docs/benchmarks.md.
+The workers vacuum jobs themselves (store/vacuum.py); ``--no-fleet-vacuum`` turns that off,
+to see what the layout alone gives. ``--vacuum-every S`` VACUUMs from the bench too, standing
+in for autovacuum. Record the figures in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ WHERE c.relkind IN ('r', 'i')
 ORDER BY pg_total_relation_size(c.oid) DESC
 """
 _DEAD = """
-SELECT relname, n_live_tup, n_dead_tup, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+SELECT relname, n_live_tup, n_dead_tup, n_tup_upd, n_tup_hot_upd, vacuum_count FROM pg_stat_user_tables
 WHERE schemaname = current_schema() AND relname IN ('jobs', 'attempts', 'batches')
 """
 _WIDTHS = """
@@ -129,10 +130,13 @@ class PeriodicVacuum(threading.Thread):
             self.runs += 1
 
 
-def run(base_url: str, jobs: int, folder: Path, vacuum_every: float | None = None) -> dict:
+def run(base_url: str, jobs: int, folder: Path, vacuum_every: float | None = None,
+        fleet_vacuum: bool = True, fleet_vacuum_interval: float | None = None) -> dict:
     database_url = fresh_postgres_schema()
     config = write_config(folder, base_url, database_url=database_url, redis_url=REDIS_URL,
-                          namespace=f"bench-{uuid.uuid4().hex[:6]}")
+                          namespace=f"bench-{uuid.uuid4().hex[:6]}",
+                          settings={"vacuum": {"enabled": fleet_vacuum, **(
+                              {"interval": fleet_vacuum_interval} if fleet_vacuum_interval else {})}})
     source = write_requests(folder / "requests.jsonl", jobs)
     client = Client(config)
     client.database
@@ -149,8 +153,10 @@ def run(base_url: str, jobs: int, folder: Path, vacuum_every: float | None = Non
         vacuums.join()
     _, log = worker.stop()
     assert info.succeeded == jobs, (info, log[-2000:])
-    report: dict = {"jobs": jobs, "wall_s": round(wall, 1), "vacuums_during_batch": vacuums.runs if vacuums else 0,
+    report: dict = {"jobs": jobs, "wall_s": round(wall, 1), "fleet_vacuum": fleet_vacuum,
+                    "vacuums_during_batch": vacuums.runs if vacuums else 0,
                     "after_batch": snapshot(database_url, jobs)}
+    report["fleet_vacuums"] = report["after_batch"]["tuples"]["jobs"]["vacuum_count"] - report["vacuums_during_batch"]
     started = time.monotonic()
     client.write_results(batch_id, folder / "out.jsonl")  # downloaded: prune may take it
     report["results_export_s"] = round(time.monotonic() - started, 2)
@@ -172,13 +178,20 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="the whole report as JSON")
     parser.add_argument("--vacuum-every", type=float, metavar="S",
                         help="VACUUM jobs and attempts every S seconds during the batch (autovacuum's part)")
+    parser.add_argument("--no-fleet-vacuum", dest="fleet_vacuum", action="store_false",
+                        help="turn off the workers' own VACUUM of jobs (dispatcher_settings.vacuum)")
+    parser.add_argument("--fleet-vacuum-interval", type=float, metavar="S",
+                        help="dispatcher_settings.vacuum.interval (default: the setting's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, mock_provider() as base_url:
-        report = run(base_url, args.jobs, Path(tmp), args.vacuum_every)
+        report = run(base_url, args.jobs, Path(tmp), args.vacuum_every, args.fleet_vacuum,
+                     args.fleet_vacuum_interval)
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{report['jobs']} jobs in {report['wall_s']} s ({report['vacuums_during_batch']} VACUUMs during it); "
+    print(f"{report['jobs']} jobs in {report['wall_s']} s (fleet vacuum {report['fleet_vacuum']}: "
+          f"{report['fleet_vacuums']} runs, "
+          f"{report['vacuums_during_batch']} bench VACUUMs during it); "
           f"results export {report['results_export_s']} s; prune: {report['prune']}")
     for stage in ("after_batch", "after_prune", "after_prune_and_vacuum", "after_prune_and_vacuum_full"):
         shot = report[stage]

@@ -254,6 +254,21 @@ class RetentionSettings(BaseModel):
         return _duration(value) if value is not None else None
 
 
+class VacuumSettings(BaseModel):
+    """VACUUM of the jobs table by the workers, on PostgreSQL (store/vacuum.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=True,
+        description="one worker of the fleet VACUUMs jobs whenever 1% of its rows are dead "
+        "versions; false: leave it to autovacuum (which looks once a minute and throttles itself)",
+    )
+    interval: PositiveFloat = Field(
+        default=3.0, description="seconds between the fleet's looks at the jobs table's dead row versions"
+    )
+
+
 class WorkerSettings(BaseModel):
     """How one worker process behaves. Defaults suit calls that take seconds."""
 
@@ -419,6 +434,7 @@ class DispatcherSettings(BaseModel):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     provider_batches: ProviderBatchSettings = Field(default_factory=ProviderBatchSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    vacuum: VacuumSettings = Field(default_factory=VacuumSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("database_url")

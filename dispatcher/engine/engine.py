@@ -45,7 +45,7 @@ from dispatcher.routing.strategies import build_strategy
 from dispatcher.signals import FINISHED
 from dispatcher.store import jobs as job_sql
 from dispatcher.store.clock import DatabaseClock
-from dispatcher.store import retention
+from dispatcher.store import retention, vacuum
 from dispatcher.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,8 @@ class Engine:
         ]
         if self._remote.active:
             background.append(asyncio.create_task(self._remote.run(), name="provider-batches"))
+        if self._db.postgres and self._settings.vacuum.enabled:
+            background.append(asyncio.create_task(self._every(self._settings.vacuum.interval, self._vacuum)))
         if self._settings.retention.finished_before:
             background.append(asyncio.create_task(self._every(self._settings.retention.interval, self._retention)))
         writer_task = background[0]
@@ -265,6 +267,15 @@ class Engine:
         )
         if pruned and pruned.batches:
             log.info("retention: pruned the bodies of %d batches (%d jobs)", len(pruned.batches), pruned.jobs)
+
+    async def _vacuum(self) -> None:
+        """VACUUM jobs when it is this worker's turn and it is due (store/vacuum.py).
+        On a thread of its own: it may take seconds, which the database threads cannot spare."""
+        started = time.monotonic()
+        if await asyncio.to_thread(
+            vacuum.vacuum_if_my_turn, self._db.database, self._settings.vacuum, self.clock.now()
+        ):
+            log.debug("vacuumed the jobs table in %.1f s", time.monotonic() - started)
 
     async def _sync_routing_stats(self) -> None:
         self._stats_synced_at = time.monotonic()

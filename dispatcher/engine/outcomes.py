@@ -11,6 +11,7 @@ from typing import Any
 
 from dispatcher.providers.base import Completion, Usage
 from dispatcher.providers.errors import ProviderError
+from dispatcher.store.calls import FOLDED_OUTCOMES
 from dispatcher.store.jobs import ClaimedJob
 from dispatcher.store.tables import JobStatus
 
@@ -89,6 +90,12 @@ class Outcome:
         return self.status != JobStatus.QUEUED
 
     @property
+    def holds_call(self) -> bool:
+        """A success whose call the job row records (``jobs.call_outcome``, store/calls.py):
+        no attempts row is written for it."""
+        return self.is_final and self.attempt is not None and self.attempt.outcome in FOLDED_OUTCOMES
+
+    @property
     def attempts_made(self) -> int:
         return self.job.attempts + (1 if self.attempt else 0)
 
@@ -112,6 +119,8 @@ class Outcome:
             "b_cached_tokens": usage.cached_tokens if usage else None,
             "b_cost": self.cost,
             "b_latency_ms": self.latency_ms,
+            "b_call_outcome": self.attempt.outcome if self.holds_call else None,
+            "b_worker_id": self.attempt.worker_id if self.holds_call else None,
         }
 
     def requeue_row(self) -> dict[str, Any]:

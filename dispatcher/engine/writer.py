@@ -59,9 +59,14 @@ def write_outcomes(database: Database, outcomes: list[Outcome], now: float | Non
         batch_sql.cancel_requeued_jobs_of_cancelled_batches(
             connection, [row["b_id"] for row in requeues], now
         )
-        new_attempts = record_attempts(
-            connection, [o.attempt.row(o.job) for o in outcomes if o.attempt is not None]
-        )
+        # A success written under its claim (now, or by an earlier try of this write) holds its
+        # call on the job row; every other call is an attempts row.
+        on_job_row = {o.job.id for o in outcomes if o.holds_call and o.job.id in valid | written}
+        new_attempts = record_attempts(connection, [
+            o.attempt.row(o.job) for o in outcomes
+            if o.attempt is not None and o.job.id not in on_job_row
+        ])
+        new_attempts |= {(o.job.id, o.job.claim) for o in outcomes if o.job.id in on_job_row & valid}
         batch_sql.add_counters(connection, _batch_deltas(outcomes, valid, new_attempts))
         # Only batches with a max_cost can reach it (the claim marks their jobs cost_capped).
         batch_sql.stop_at_cost_cap(connection, {o.job.batch_id for o in outcomes if o.job.cost_capped}, now)
@@ -74,6 +79,7 @@ def write_outcomes(database: Database, outcomes: list[Outcome], now: float | Non
 def _batch_deltas(
     outcomes: list[Outcome], valid: set[int], new_attempts: set[tuple[int, int]]
 ) -> dict[str, dict[str, float]]:
+    """Counter changes per batch; ``new_attempts``: (job, claim) of the calls recorded now."""
     deltas: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for outcome in outcomes:
         delta = deltas[outcome.job.batch_id]

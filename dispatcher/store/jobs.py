@@ -384,9 +384,12 @@ _FINISH = (
     .where(jobs.c.id == sa.bindparam("b_id"))
     .values(
         **result_values(),
-        worker_id=None,
+        # The worker whose call the row holds (call_outcome), for the record; else none.
+        worker_id=sa.bindparam("b_worker_id"),
         attempts=sa.bindparam("b_attempts"),
         groups_tried=sa.bindparam("b_groups_tried"),
+        call_outcome=sa.bindparam("b_call_outcome"),
+        reserved_cost=None,  # what the call cost is known now: no estimate to keep
     )
 )
 

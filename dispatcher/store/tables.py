@@ -174,7 +174,10 @@ class Job(SQLModel, table=True):
     est_completion_tokens: int = 0
     status: str = Field(max_length=20)
     claim: int = Field(default=0, description="bumped by every claim; fences result writes")
-    worker_id: Optional[str] = Field(default=None, max_length=64)
+    worker_id: Optional[str] = Field(
+        default=None, max_length=64,
+        description="while running: its worker; once ended: the worker of the call it holds (call_outcome)",
+    )
     not_before: float = 0.0
     expires_at: Optional[float] = Field(
         default=None, description="not started by then: the job ends expired (completion window)"
@@ -211,10 +214,18 @@ class Job(SQLModel, table=True):
     cached_tokens: Optional[int] = None
     cost: Optional[float] = None
     latency_ms: Optional[float] = None
+    call_outcome: Optional[str] = Field(
+        default=None, max_length=12,
+        description=(
+            "success or cache_hit: the call that gave this result is recorded here, not as an "
+            "attempts row (store/calls.py); NULL: its calls are all in attempts"
+        ),
+    )
 
 
 class Attempt(SQLModel, table=True):
-    """One provider call (or a call abandoned when its worker died)."""
+    """One provider call (or a call abandoned when its worker died), except the successful
+    call whose result a job holds: that one is read from the job row (store/calls.py)."""
 
     __tablename__ = "attempts"
     __table_args__ = (

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from tests.conftest import chat_lines, openai_deployment, run_cli, write_jsonl
 from tests.e2e.workers import WorkerFleet
 from tests.helpers.batches import wait_until_final
-from tests.helpers.sql import query
+from tests.helpers.sql import CALLS, query
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def attempt_rows(database_url: str) -> list:
     with engine.connect() as connection:
         rows = connection.execute(sa.text(
             "SELECT outcome, error_class, prompt_tokens, completion_tokens, total_tokens, deployment_id"
-            " FROM attempts"
+            f" FROM {CALLS} AS a"
         )).all()
     engine.dispose()
     return rows

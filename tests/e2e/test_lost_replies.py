@@ -20,7 +20,7 @@ from tests.helpers.fault_proxy import FaultProxy
 pytestmark = pytest.mark.slow
 
 CLAIM = b"FOR UPDATE SKIP LOCKED"  # in the claim statement's text (and no other statement's)
-RESULTS = b"INSERT INTO attempts"  # in every outcome write
+RESULTS = b"call_outcome="  # in every final result write (store/jobs.py _FINISH)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 
 from dispatcher.store.bodies import unpack
 from tests.conftest import chat_lines, cli_env, openai_deployment, run_cli, write_jsonl
+from tests.helpers.sql import CALLS
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +47,9 @@ def test_a_key_echoed_in_a_successful_answer_is_scrubbed_everywhere(tmp_path, st
         # Bodies are stored compressed: a grep of the file alone would not see a key in them.
         stored = [unpack(row[0]) for row in db.execute("SELECT response FROM jobs")]
         requests = [unpack(row[0]) for row in db.execute("SELECT body FROM jobs")]
-        attempts = db.execute("SELECT * FROM attempts").fetchall()
+        calls = db.execute(f"SELECT * FROM {CALLS} AS a").fetchall()
     assert len(stored) == 5 and all("Bearer ***" in response for response in stored)
-    assert len(attempts) == 5 and KEY not in repr(attempts)
+    assert len(calls) == 5 and KEY not in repr(calls)
     everything += "".join(stored + requests).encode()
     for path in tmp_path.glob("e.db*"):  # jobs.response, attempts, the response cache, the WAL
         everything += path.read_bytes()

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from dispatcher import Client
 from tests.conftest import chat_lines, cli_env, openai_deployment
+from tests.helpers.sql import CALLS
 
 # Alone: a terminal's Ctrl-C reaches a worker both directly (SIGINT) and through the
 # supervisor (SIGTERM). Under the load of parallel tests a worker once handled the forwarded
@@ -84,7 +85,7 @@ def read_log(tmp_path) -> str:
 def attempt_outcomes(database_url: str) -> list[str]:
     engine = sa.create_engine(database_url)
     with engine.connect() as connection:
-        outcomes = connection.execute(sa.text("SELECT outcome FROM attempts")).scalars().all()
+        outcomes = connection.execute(sa.text(f"SELECT outcome FROM {CALLS} AS a")).scalars().all()
     engine.dispose()
     return list(outcomes)
 

@@ -22,7 +22,7 @@ from tests.conftest import REPO, chat_lines, cli_env, openai_deployment, run_cli
 from tests.e2e.test_faults import attempt_rows, submit, wait_done
 from tests.e2e.workers import WorkerFleet
 from tests.helpers.fault_proxy import FaultProxy
-from tests.helpers.sql import query
+from tests.helpers.sql import CALLS, query
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def test_a_frozen_worker_sends_nothing_for_jobs_taken_over_while_it_was_stopped(
     assert "is dead" in log, log  # the freeze really outlasted dead_after
     [frozen_id] = query(postgres_url, "SELECT id FROM workers WHERE pid = :pid", pid=pid)[0]
     calls = query(postgres_url, "SELECT j.custom_id, a.worker_id, a.started_at, a.ended_at, a.outcome"
-                                " FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.outcome <> 'abandoned'")
+                                f" FROM {CALLS} a JOIN jobs j ON j.id = a.job_id WHERE a.outcome <> 'abandoned'")
     stats = provider.stats(detail=True)
     custom_id = {fingerprint({"messages": line["messages"]}): line["custom_id"] for line in lines}
     first_seen = {custom_id[key]: at for key, at in stats["first_seen"].items()}
@@ -200,7 +200,7 @@ def test_workers_20s_behind_and_20s_ahead_share_the_work_as_fast_as_without_skew
     # Before the fix: the worker 20 s ahead expired every job at once (status "expired").
     assert skewed_status["status"] == "completed"
     assert skewed_status["request_counts"] == {"total": jobs, "completed": jobs, "failed": 0}
-    rows = query(postgres_url, "SELECT a.outcome, a.worker_id, a.model_group FROM attempts a")
+    rows = query(postgres_url, f"SELECT a.outcome, a.worker_id, a.model_group FROM {CALLS} a")
     skew_rows = [r for r in rows if r.model_group == "skew"]
     abandoned = [r for r in rows if r.outcome == "abandoned"]
     stats = provider.stats()

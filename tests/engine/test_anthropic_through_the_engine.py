@@ -12,7 +12,7 @@ from dispatcher import Client
 from dispatcher.pricing import CLAUDE_PRICES_PER_MTOK
 from tests.conftest import chat_lines, openai_deployment
 from tests.engine.test_engine import run_engine_until_done
-from tests.helpers.sql import query
+from tests.helpers.sql import CALLS, query
 
 MOCK_KEY = "sk-ant-mock-key"
 CLAUDE = "claude-haiku-4-5"
@@ -113,7 +113,7 @@ def test_a_prompt_too_long_for_claude_falls_back_to_another_group(
     assert other.stats()["by_route"]["openai.chat"]["requests"] == 1  # then the fallback group
     [error] = errors
     assert error["response"]["body"]["error"]["code"] == "context_length_exceeded"
-    attempts = query(sqlite_url, "SELECT deployment_id FROM attempts ORDER BY id")
+    attempts = query(sqlite_url, f"SELECT deployment_id FROM {CALLS} AS a ORDER BY ended_at")
     assert [a.deployment_id for a in attempts] == ["claude#0", "long#0"]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dispatcher import Client
 from tests.conftest import chat_lines, openai_deployment
 from tests.engine.test_engine import run_engine_until_done
-from tests.helpers.sql import query
+from tests.helpers.sql import CALLS, query
 
 MOCK_KEY = "azure-mock-key"
 
@@ -46,5 +46,5 @@ def test_an_azure_content_filter_refusal_falls_back_to_another_group(write_confi
         results = list(client.results(batch.batch_id))
     assert results[0]["response"]["body"]["choices"][0]["message"]["content"] == "Mock reply to: trigger-content-filter"
     assert provider.stats()["by_route"]["azure.chat"]["by_status"] == {"400": 1}  # refused once, not retried
-    attempts = query(sqlite_url, "SELECT deployment_id FROM attempts ORDER BY id")
+    attempts = query(sqlite_url, f"SELECT deployment_id FROM {CALLS} AS a ORDER BY ended_at")
     assert [a.deployment_id for a in attempts] == ["gpt#0", "lenient#0"]

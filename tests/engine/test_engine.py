@@ -11,7 +11,7 @@ from dispatcher.engine.engine import Engine
 from dispatcher.engine.observers import EngineObserver, LogObserver, Observers
 from dispatcher.metrics import Metrics
 from tests.conftest import chat_lines, openai_deployment
-from tests.helpers.sql import query
+from tests.helpers.sql import CALLS, query
 
 
 class Recorder(EngineObserver):
@@ -105,7 +105,7 @@ def test_a_pause_between_the_lease_check_and_the_write_sends_nothing_and_hands_t
     assert len(results) == 3
     assert recorder.ended[0][1] is None  # the first call ended without an outcome: not sent
     assert "the call is not sent and the job is handed back" in caplog.text
-    attempts = query(sqlite_url, "SELECT count(*) AS n FROM attempts")[0].n
+    attempts = query(sqlite_url, f"SELECT count(*) AS n FROM {CALLS} AS a")[0].n
     assert attempts == 3  # no attempt row for the call that never left
 
 

@@ -10,7 +10,7 @@ import pytest
 from dispatcher import Client
 from tests.conftest import chat_lines, openai_deployment
 from tests.engine.test_engine import run_engine_until_done
-from tests.helpers.sql import query
+from tests.helpers.sql import CALLS, query
 
 PRICE_IN, PRICE_OUT = 1e-6, 4e-6
 FAST_BATCHES = {"check_interval": 0.1, "first_poll": 0.1, "max_poll_interval": 0.3}
@@ -111,12 +111,12 @@ def test_lines_the_provider_batch_failed_are_retried_realtime(write_config, data
         results = {line["custom_id"]: line for line in client.results(batch.batch_id)}
     assert info.succeeded == 200 and len(results) == 200
     errored = query(database_url, "SELECT count(*) FROM attempts WHERE route = 'provider-batch' AND outcome = 'error'")[0][0]
-    realtime = query(database_url, "SELECT count(*) FROM attempts WHERE route IS NULL AND outcome = 'success'")[0][0]
+    realtime = query(database_url, f"SELECT count(*) FROM {CALLS} AS a WHERE route IS NULL AND outcome = 'success'")[0][0]
     assert 10 <= errored <= 70  # about a fifth failed at the provider (429 or 500)...
     assert realtime == errored == realtime_requests(provider)  # ...and each ran once realtime
     # The retried lines cost the realtime price, the others half of it.
     priced = query(database_url, "SELECT coalesce(route, 'realtime'), sum(prompt_tokens), sum(completion_tokens),"
-                                 " sum(cost) FROM attempts WHERE outcome = 'success' GROUP BY 1 ORDER BY 1")
+                                 f" sum(cost) FROM {CALLS} AS a WHERE outcome = 'success' GROUP BY 1 ORDER BY 1")
     for route, prompt, completion, cost in priced:
         share = 0.5 if route == "provider-batch" else 1.0
         assert abs(cost - share * (prompt * PRICE_IN + completion * PRICE_OUT)) < 1e-12

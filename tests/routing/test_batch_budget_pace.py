@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from dispatcher import Client
 from tests.conftest import chat_lines
+from tests.helpers.sql import CALLS
 
 JOBS = 40
 OUT_PRICE = 0.005  # USD per completion token
@@ -41,7 +42,7 @@ def test_jobs_held_back_by_the_budget_start_when_calls_end(write_config, databas
         assert info.succeeded == JOBS
         with client.database.read() as connection:
             calls = connection.execute(
-                sa.text("SELECT started_at, ended_at FROM attempts WHERE batch_id = :b"),
+                sa.text(f"SELECT started_at, ended_at FROM {CALLS} AS a WHERE batch_id = :b"),
                 {"b": batch.batch_id},
             ).all()
     # The guarantee is unchanged: never more calls in flight than the budget's estimates allow.
