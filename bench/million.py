@@ -72,6 +72,17 @@ def database_bytes(schema: str) -> dict:
     return {"total": sum(tables.values()), "jobs": tables.get("jobs", 0), "attempts": tables.get("attempts", 0)}
 
 
+def fleet_vacuums(schema: str) -> int:
+    """How many times the workers VACUUMed jobs (store/vacuum.py): the bench has not yet."""
+    engine = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        count = connection.exec_driver_sql(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = %s AND relname = 'jobs'", (schema,)
+        ).scalar()
+    engine.dispose()
+    return int(count or 0)
+
+
 def vacuum(schema: str, full: bool) -> None:
     engine = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
@@ -141,6 +152,7 @@ def run(jobs: int) -> dict:
             "redis_used_memory_baseline_mib": round(memory.baseline / 2**20, 1),
             "redis_used_memory_peak_mib": round(memory.peak / 2**20, 1),
             "redis_bytes_per_job_at_peak": round((memory.peak - memory.baseline) / jobs, 2),
+            "fleet_vacuums_of_jobs": fleet_vacuums(schema),
         }
         for worker in workers:
             worker.terminate()

@@ -100,6 +100,7 @@ class Engine:
         self._claims: ClaimLoop | None = None
         self._stats_synced_at = 0.0  # time.monotonic() of the last routing numbers sync
         self._activity_at_sync: tuple[int, int, int] | None = None
+        self._finished_at_vacuum_look = 0  # jobs this worker had ended at its last look
 
     # -- called from other threads -------------------------------------------------------
 
@@ -270,7 +271,12 @@ class Engine:
 
     async def _vacuum(self) -> None:
         """VACUUM jobs when it is this worker's turn and it is due (store/vacuum.py).
-        On a thread of its own: it may take seconds, which the database threads cannot spare."""
+        On a thread of its own: it may take seconds, which the database threads cannot spare.
+        Only a worker that wrote rows since its last look looks: an idle fleet asks nothing."""
+        changed = self.stats.finished + self.stats.requeued
+        if changed == self._finished_at_vacuum_look:
+            return
+        self._finished_at_vacuum_look = changed
         started = time.monotonic()
         if await asyncio.to_thread(
             vacuum.vacuum_if_my_turn, self._db.database, self._settings.vacuum, self.clock.now()

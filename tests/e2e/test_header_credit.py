@@ -128,3 +128,24 @@ def test_an_urgent_call_takes_the_room_kept_for_it_behind_a_spent_window(
     assert stats["rate_limited"] == 0, stats["by_status"]
     # Each within the submit command's own start-up, far from the minute a spent window costs.
     assert max(waits) < 6, waits
+
+
+def test_a_fleet_spends_a_per_minute_anthropic_providers_room_at_once(
+    tmp_path, postgres_url, redis_server, redis_namespace, start_mock_provider, write_config
+):
+    from tests.engine.test_anthropic_through_the_engine import CLAUDE, MOCK_KEY
+
+    # anthropic-ratelimit-* headers (requests, input and output tokens per minute), shared by
+    # two worker processes through Redis: the even pace would send one call a second.
+    limits = {"rpm": 60, "itpm": 20_000, "otpm": 4_000}
+    provider = start_mock_provider(api_key=MOCK_KEY, window_s=60, latency_ms=50, jitter_ms=40, **limits)
+    deployment = {"model": f"anthropic/{CLAUDE}", "api_base": provider.root_url, "api_key": MOCK_KEY, **limits}
+    config = write_config([("chat", deployment)], settings=fleet_settings(postgres_url, redis_server, redis_namespace))
+    jobs = 40
+    source = write_jsonl(tmp_path / "in.jsonl", chat_lines(jobs, model="chat", max_tokens=16))
+    run_batch(config, source, postgres_url)
+    stats = provider.stats(detail=True)
+    assert stats["completed"] == jobs and stats["duplicates"] == 0
+    assert stats["rate_limited"] == 0, stats["by_status"]
+    times = sorted(at for at, _ in stats["admitted_at"])
+    assert times[-1] - times[0] < 8, times
