@@ -425,7 +425,7 @@ class Client(ApiKeyMethods, FileMethods, AwaitedMethods):
         }
 
     def usage(self, *, by: str = "group", since: Moment | None = None, until: Moment | None = None) -> list[dict]:
-        """Tokens, requests, failures and cost over attempts, grouped by group/deployment/batch/day,
+        """Tokens, requests, failures and cost over provider calls, grouped by group/deployment/batch/day,
         or by API key (``key``: the name of the key whose batch it was, "(direct)" for batches
         submitted without one; rows also carry the key id as ``owner``).
 

@@ -100,7 +100,7 @@ class Engine:
         self._claims: ClaimLoop | None = None
         self._stats_synced_at = 0.0  # time.monotonic() of the last routing numbers sync
         self._activity_at_sync: tuple[int, int, int] | None = None
-        self._finished_at_vacuum_look = 0  # jobs this worker had ended at its last look
+        self._finished_at_vacuum_look = 0  # jobs this worker had ended or requeued at its last look
 
     # -- called from other threads -------------------------------------------------------
 

@@ -20,8 +20,7 @@ FOLDED_OUTCOMES = ("success", "cache_hit")  # the calls a job row may hold
 COLUMNS = (
     "job_id", "batch_id", "number", "claim", "model_group", "deployment_id", "worker_id",
     "started_at", "ended_at", "latency_ms", "outcome", "error_class", "status_code", "error_message",
-    "prompt_tokens",
-    "completion_tokens", "total_tokens", "cached_tokens", "cost", "request_id", "route",
+    "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost", "request_id", "route",
 )
 
 

@@ -1,7 +1,8 @@
 """Retention: drop the request and response bodies of batches that ended long ago.
 
-What stays: every job row with its status, custom_id, error, tokens and cost, every attempt
-row (what ``usage`` reports from), and the batch with its counters. What goes: ``jobs.body``
+What stays: every job row with its status, custom_id, error, tokens and cost, every call
+(attempts rows and the calls job rows hold: what ``usage`` reports from, store/calls.py), and
+the batch with its counters. What goes: ``jobs.body``
 and ``jobs.response``, most of a job's bytes. A batch is pruned once; ``batches.pruned_at``
 then says why its results cannot be written any more.
 
