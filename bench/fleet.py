@@ -212,7 +212,10 @@ def watch(client: Client, engine: sa.Engine, network: FleetNetwork, plan: FleetP
     while not client.status(batch_id).done:
         now = time.monotonic() - started
         if now > plan.timeout:
-            raise TimeoutError(f"batch not done after {plan.timeout:.0f} s")
+            info = client.status(batch_id)
+            raise TimeoutError(
+                f"batch not done after {plan.timeout:.0f} s: {info.succeeded} succeeded, {info.failed} failed "
+                f"of {plan.jobs}; events {events}; sessions {sessions_of_interest(engine)}")
         if plan.cut and cut_at is None and now >= plan.cut_after:
             events["cut_mid_transaction"] = cut_link(engine, network, plan)
             now = time.monotonic() - started

@@ -223,7 +223,8 @@ class ProviderBatchSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     check_interval: PositiveFloat = Field(
-        default=2.0, description="seconds between a worker's looks for provider batches to form, send or poll"
+        default=2.0, description="seconds between a worker's looks for provider batches to form, send or "
+        "poll; doubling up to 5 times that while its looks find nothing"
     )
     first_poll: PositiveFloat = Field(default=30.0, description="seconds from creating a provider batch to its first poll")
     max_poll_interval: PositiveFloat = Field(

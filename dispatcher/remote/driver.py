@@ -40,6 +40,13 @@ UNANSWERED_PAGE = 5000
 IMPORT_WRITERS = 3  # result chunks written at once (the engine has 4 database threads)
 
 
+# A look that finds nothing to form or take makes the next one wait twice as long, up to this
+# many check_intervals (10 s by default): forming or polling a provider batch may then start
+# that much later, which its minutes-to-hours turnaround hides; an idle worker's look every
+# 2 s was a quarter of its idle SQL.
+IDLE_LOOK_STRETCH = 5
+
+
 class LostPart(Exception):
     """Another worker took this provider batch (this one was judged dead): stop touching it."""
 
@@ -85,14 +92,21 @@ class ProviderBatchDriver:
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        every = self._settings.check_interval
+        interval = every
         while not self._stopping:
+            found = True
             try:
-                await self.tick()
+                found = await self.tick()
             except Exception as exc:  # noqa: BLE001 - the route must outlive a bad tick
                 log.warning("provider batches: %s", exc)
-            await asyncio.sleep(self._settings.check_interval)
+            idle = not found and not self._tasks
+            interval = min(2 * interval, IDLE_LOOK_STRETCH * every) if idle else every
+            await asyncio.sleep(interval)
 
-    async def tick(self) -> None:
+    async def tick(self) -> bool:
+        """One look: form provider batches of held jobs, take the ones due a step. True if it
+        found either."""
         room = 0 if self._stopping else self._settings.per_worker - len(self._tasks)
         # One read answers both questions; most ticks of most workers find nothing to do.
         to_form, due = await self._db.read(_look, now=self._clock.now(), limit=room,
@@ -103,13 +117,14 @@ class ProviderBatchDriver:
                 due = await self._db.read(part_sql.due_parts, now=self._clock.now(), limit=room,
                                           deployment_ids=list(self._deployments))
         if not due:
-            return
+            return to_form
         parts = await self._db.write(part_sql.take_parts, worker_id=self._worker_id, part_ids=due)
         epoch = self._membership.lease.epoch
         for part in parts:
             task = asyncio.create_task(self._work(part, epoch), name=f"provider-batch-{part.id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        return True
 
     async def stop(self, grace: float) -> None:
         """Stop taking provider batches; steps in progress get ``grace`` seconds, then they are

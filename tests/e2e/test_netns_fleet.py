@@ -47,7 +47,7 @@ def test_three_hosts_share_one_limit_and_take_over_a_cut_hosts_jobs(
     # PostgreSQL ends such a transaction after 1.5 s idle; without that setting the others wait
     # on its locks until the link returns (docs/reliability.md, "A host cut off mid-transaction").
     plan = FleetPlan(jobs=450, requests_per_window=300, cut="host2", cut_after=5.0, restore_after=None,
-                     cut_mid_transaction=True, idle_transaction_timeout_ms=1500, timeout=45.0)
+                     cut_mid_transaction=True, idle_transaction_timeout_ms=1500, timeout=90.0)
     summary = run_fleet(plan, fleet_network, tmp_path, postgres_url, redis_server, redis_namespace)
     assert summary["failed_checks"] == [], summary
     assert summary["status"] == "completed" and summary["succeeded"] == 450
