@@ -4,21 +4,13 @@ attempts rows back, so usage reports the same before and after, on both database
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from dispatcher.store.database import Database
 from dispatcher.store.migrate import SCHEMA_HEAD, alembic_config, current_revision, upgrade
 from dispatcher.store.usage import usage_report
-from tests.store.test_migration_0010 import insert_old_job
+from tests.store.test_migration_0010 import empty_database_url, insert_old_job  # noqa: F401 - a fixture
 from tests.store.test_migrations import schema_differences
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_database_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'old.db'}"
-    return request.getfixturevalue("empty_postgres_url")
 
 
 def downgrade_to(database: Database, revision: str) -> None:
