@@ -3,7 +3,7 @@
 A job's row is written three times (insert, claim, result), and neither update can be HOT
 (``status`` is indexed), so each job leaves two dead row versions. Only VACUUM makes their
 space reusable; until then every new version lengthens the table, and a batch ends with about
-twice the bytes per job (docs/benchmarks.md, storage). Autovacuum looks at a table once a
+1.6 times the bytes per job (docs/benchmarks.md, storage). Autovacuum looks at a table once a
 minute at most (autovacuum_naptime) and throttles itself, or is off on some servers: far too
 late for a queue that turns over thousands of rows a second. So one worker of the fleet at a
 time (``fleet_turns``) runs ``VACUUM jobs`` once the table's dead versions reach
@@ -13,15 +13,11 @@ autovacuum of jobs it meets is cancelled by the server, as for any conflicting l
 
 from __future__ import annotations
 
-import logging
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dispatcher.store.database import Database
 from dispatcher.store.retention import take_turn
-
-log = logging.getLogger(__name__)
 
 TURN = "vacuum"
 DEAD_SHARE = 0.01
