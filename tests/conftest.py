@@ -119,6 +119,18 @@ def database_url(request, tmp_path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture
+def database(database_url):
+    """A migrated Database on each of ``database_url``'s two databases, disposed after."""
+    from dispatcher.store.database import Database
+    from dispatcher.store.migrate import upgrade
+
+    made = Database(database_url)
+    upgrade(made)
+    yield made
+    made.dispose()
+
+
 # -- tests that run alone under pytest-xdist ------------------------------------------------
 
 # A run started in the background by a non-interactive shell (`pytest &` in a script) inherits

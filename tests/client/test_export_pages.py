@@ -12,8 +12,6 @@ import sqlalchemy as sa
 from dispatcher.api.result_files import ResultFile, result_file_size, stream_result_file
 from dispatcher.client import export
 from dispatcher.client.export import FAILED_STATUSES, page_query, write_results
-from dispatcher.store.database import Database
-from dispatcher.store.migrate import upgrade
 from dispatcher.store.tables import JobStatus, jobs
 
 PAGE = 7  # small pages: 60 jobs cross many page boundaries
@@ -37,14 +35,6 @@ def job_row(batch_id: str, seq: int, status: str) -> dict:
         response=json.dumps({**COMPLETION, "seq": seq}) if succeeded else None,
         error_code=None if succeeded or status == JobStatus.EXPIRED else "server_error",
     )
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    upgrade(database)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from dispatcher.engine.membership import Membership
 from dispatcher.store import jobs as job_sql
 from dispatcher.store.clock import DatabaseClock
 from dispatcher.store.database import Database
-from dispatcher.store.migrate import upgrade
 from dispatcher.store.tables import BatchStatus, JobStatus, batches, file_parts, files, jobs, workers
 
 SETTINGS = WorkerSettings(heartbeat_interval=0.1, dead_after=0.4)
@@ -33,14 +32,6 @@ def claim_one(database: Database, worker_id: str) -> None:
                                               fair_key=0.0, body="{}", status=JobStatus.QUEUED, created_at=now)])
         [_job] = job_sql.claim_jobs(connection, group="chat", limit=1, worker_id=worker_id, now=now,
                                     postgres=not database.is_sqlite)
-
-
-@pytest.fixture
-def database(database_url):
-    made = Database(database_url)
-    upgrade(made)
-    yield made
-    made.dispose()
 
 
 @pytest.fixture

@@ -12,15 +12,6 @@ import sqlalchemy as sa
 from dispatcher.keys import ApiKey, authenticate, hash_secret, new_key_id, new_secret
 from dispatcher.store import api_keys as key_sql
 from dispatcher.store.database import Database
-from dispatcher.store.migrate import upgrade
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    upgrade(database)
-    yield database
-    database.dispose()
 
 
 def add_key(database: Database, name: str, **limits) -> tuple[str, str]:

@@ -11,18 +11,9 @@ import sqlalchemy as sa
 from dispatcher.errors import NotFoundError
 from dispatcher.store import files as file_sql
 from dispatcher.store.database import Database
-from dispatcher.store.migrate import upgrade
 from dispatcher.store.tables import FileStatus, file_parts, files
 
 MIB = file_sql.PART_SIZE
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    upgrade(database)
-    yield database
-    database.dispose()
 
 
 def content(size: int) -> bytes:
