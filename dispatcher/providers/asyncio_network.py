@@ -179,37 +179,38 @@ class AsyncioBackend(AsyncNetworkBackend):
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        connection = _Connection()
-        try:
-            async with asyncio.timeout(timeout):
-                await loop.create_connection(
-                    lambda: connection, host, port,
-                    local_addr=(local_address, 0) if local_address else None,
-                )
-        except TimeoutError as exc:
-            raise ConnectTimeout(f"timed out connecting to {host}:{port}") from exc
-        except OSError as exc:
-            raise ConnectError(str(exc) or type(exc).__name__) from exc
-        _apply(connection, socket_options)
-        return AsyncioStream(connection)
+        local_addr = (local_address, 0) if local_address else None
+        return await _open(
+            lambda factory: loop.create_connection(factory, host, port, local_addr=local_addr),
+            f"{host}:{port}", timeout, socket_options,
+        )
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None,
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> AsyncNetworkStream:
-        connection = _Connection()
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.get_running_loop().create_unix_connection(lambda: connection, path)
-        except TimeoutError as exc:
-            raise ConnectTimeout(f"timed out connecting to {path}") from exc
-        except OSError as exc:
-            raise ConnectError(str(exc) or type(exc).__name__) from exc
-        _apply(connection, socket_options)
-        return AsyncioStream(connection)
+        loop = asyncio.get_running_loop()
+        return await _open(
+            lambda factory: loop.create_unix_connection(factory, path), path, timeout, socket_options
+        )
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+async def _open(connect, target: str, timeout: float | None,
+                socket_options: typing.Iterable[typing.Any] | None) -> AsyncNetworkStream:
+    """A stream over ``connect(protocol_factory)``, its failures as httpcore's errors."""
+    connection = _Connection()
+    try:
+        async with asyncio.timeout(timeout):
+            await connect(lambda: connection)
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"timed out connecting to {target}") from exc
+    except OSError as exc:
+        raise ConnectError(str(exc) or type(exc).__name__) from exc
+    _apply(connection, socket_options)
+    return AsyncioStream(connection)
 
 
 def _apply(connection: _Connection, socket_options: typing.Iterable[typing.Any] | None) -> None:
