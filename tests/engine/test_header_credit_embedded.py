@@ -8,6 +8,7 @@ from dispatcher import Client
 from tests.conftest import chat_lines
 from tests.engine.test_anthropic_through_the_engine import CLAUDE, MOCK_KEY
 from tests.engine.test_engine import run_engine_until_done
+from tests.helpers.mock_provider import assert_room_spent_at_once
 
 JOBS = 40
 
@@ -22,8 +23,4 @@ def test_a_per_minute_anthropic_providers_room_is_spent_at_once(write_config, sq
     with Client(config) as client:
         batch = client.submit(chat_lines(JOBS, model="chat", max_tokens=16))
         run_engine_until_done(client, batch.batch_id, timeout=60)
-    stats = provider.stats(detail=True)
-    assert stats["completed"] == JOBS and stats["duplicates"] == 0
-    assert stats["rate_limited"] == 0, stats["by_status"]
-    times = sorted(at for at, _ in stats["admitted_at"])
-    assert times[-1] - times[0] < 8, times
+    assert_room_spent_at_once(provider, JOBS)

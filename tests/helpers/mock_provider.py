@@ -129,3 +129,18 @@ class MockProvider:
 
     def __repr__(self) -> str:
         return f"MockProvider(port={self.port}, options={self.options!r})"
+
+
+def admission_times(provider: MockProvider) -> list[float]:
+    """When the provider admitted each call (its clock), in order."""
+    return sorted(at for at, _ in provider.stats(detail=True)["admitted_at"])
+
+
+def assert_room_spent_at_once(provider: MockProvider, jobs: int) -> None:
+    """Every job answered once, no 429, and every call within a few seconds of the first (the
+    even pace of a per-minute limit would spread them a second apart)."""
+    stats = provider.stats()
+    assert stats["completed"] == jobs and stats["duplicates"] == 0
+    assert stats["rate_limited"] == 0, stats["by_status"]
+    times = admission_times(provider)
+    assert times[-1] - times[0] < 8, times
