@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dispatcher.store.database import Database
-from dispatcher.store.tables import BatchStatus, batches, fleet_turns, jobs
+from dispatcher.store.fleet_turns import take_turn
+from dispatcher.store.tables import BatchStatus, batches, jobs
 
 CHUNK = 5000  # jobs per transaction
 # When a batch ended: the time of the final status it reached.
@@ -103,25 +104,6 @@ def mark_downloaded(connection: Connection, batch_id: str, now: float) -> None:
 
 
 TURN = "retention"
-
-
-def take_turn(connection: Connection, name: str, now: float, interval: float) -> bool:
-    """True for the one worker that takes the fleet's turn at chore ``name`` (due at most
-    every ``interval`` seconds, database clock); a conditional UPDATE decides, or the INSERT
-    of the chore's first turn (skipped when another worker inserted it first)."""
-    taken = connection.execute(
-        fleet_turns.update()
-        .where(fleet_turns.c.name == name, fleet_turns.c.next_at <= now)
-        .values(next_at=now + interval)
-    ).rowcount
-    if taken:
-        return True
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    first = insert(fleet_turns).values(name=name, next_at=now + interval).on_conflict_do_nothing()
-    return connection.execute(first.returning(fleet_turns.c.name)).first() is not None
 
 
 def prune_if_my_turn(database: Database, settings, now: float) -> Pruned | None:

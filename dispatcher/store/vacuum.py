@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dispatcher.store.database import Database
-from dispatcher.store.retention import take_turn
+from dispatcher.store.fleet_turns import take_turn
 
 TURN = "vacuum"
 DEAD_SHARE = 0.01

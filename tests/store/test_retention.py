@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from dispatcher import Client
 from dispatcher.errors import UsageError
-from dispatcher.store import retention
+from dispatcher.store import fleet_turns, retention
 from dispatcher.store.tables import jobs
 from tests.conftest import chat_lines, openai_deployment, run_cli
 
@@ -93,7 +93,7 @@ def test_one_worker_of_the_fleet_takes_each_turn(database_url):
         turns = []
         for now in (100.0, 100.0, 150.0, 700.0):
             with database.write() as connection:
-                turns.append(retention.take_turn(connection, "retention", now, 600.0))
+                turns.append(fleet_turns.take_turn(connection, "retention", now, 600.0))
         assert turns == [True, False, False, True]
     finally:
         database.dispose()
