@@ -138,9 +138,10 @@ class Membership:
             reason="worker {worker_id} stopped sending heartbeats",
             max_worker_deaths=self._settings.max_worker_deaths, skip=self.worker_id,
         )
+        # Every declaration is logged, with or without jobs: an operator sees each dead worker.
         for worker_id, released in taken.items():
+            log.warning("worker %s is dead; %d of its jobs are queued again", worker_id, len(released))
             if released:
-                log.warning("worker %s is dead; %d of its jobs are queued again", worker_id, len(released))
                 self._on_requeued({group for _, _, group, _ in released})
 
     async def tidy(self) -> None:
