@@ -11,10 +11,9 @@ broker it is given, so embedded and distributed modes (and tests with several br
 process) cannot pick up the wrong one. Which broker is chosen is decided in
 ``dispatcher.backends``, nowhere else.
 
-One dramatiq consumer per broker, shared by every in-process worker (engine) listening to
-it: a dramatiq ``Worker`` adds a middleware to its broker when it starts and never removes
-it, so a consumer per engine would stack them (dramatiq warns "adding a middleware of the
-same type twice", e.g. for ``Client.complete`` then ``Client.run``).
+One consumer per broker, shared by every in-process worker (engine) listening to it: a
+``WakeConsumer`` thread (``dispatcher/wake_consumer.py``) that fetches wake messages and runs
+their actor, instead of dramatiq's ``Worker`` and its threads that wake four times a second.
 """
 
 from __future__ import annotations
@@ -29,20 +28,17 @@ import redis
 from dispatcher.config.secrets import redact_url
 from dispatcher.errors import RedisUnavailable, ServiceUnavailableError
 from dispatcher.wake_broker import DoorbellRedisBroker
+from dispatcher.wake_consumer import WakeConsumer
 
 log = logging.getLogger(__name__)
 
 WAKE_QUEUE = "wake"
 WAKE_ACTOR = "wake_group"
-# A dead worker holds few unacked wake messages (they are acked at once) and losing them
-# costs nothing, so dramatiq's own redelivery can stay slow; our SQL leases handle jobs.
+# dramatiq's Redis broker requeues the unacked messages of a consumer that stopped
+# heartbeating after this long; wake messages are acked at once and losing them costs nothing.
 HEARTBEAT_TIMEOUT_MS = 30_000
-# Wake messages are handled in microseconds; one thread is plenty (each idle one wakes
-# every CONSUMER_TIMEOUT_MS to see whether it should stop).
-CONSUMER_THREADS = 1
-# dramatiq's worker_timeout: how often idle dramatiq threads look up (stopping takes up to
-# this long), and the in-process consumer's longest wait. Redis consumers wait for the
-# doorbell instead (wake_broker.py).
+# The in-process consumer's longest wait (stopping takes up to this long). Redis consumers
+# wait for the doorbell instead, up to its IDLE_FETCH_S (wake_broker.py), and stop at once.
 CONSUMER_TIMEOUT_MS = 250
 
 Listener = Callable[[str], None]
@@ -59,8 +55,7 @@ class Messaging:
         self.broker = broker
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
-        self._consumer: dramatiq.Worker | None = None
-        self._consumer_middleware: list[dramatiq.Middleware] = []
+        self._consumer: WakeConsumer | None = None
         self.wake = dramatiq.actor(
             self._on_wake,
             broker=self.broker,
@@ -89,21 +84,12 @@ class Messaging:
                 self._stop_consumer()
 
     def _start_consumer(self) -> None:
-        before = list(self.broker.middleware)
-        self._consumer = dramatiq.Worker(
-            self.broker, worker_threads=CONSUMER_THREADS, worker_timeout=CONSUMER_TIMEOUT_MS
-        )
+        self._consumer = WakeConsumer(self.broker, WAKE_QUEUE, timeout_ms=CONSUMER_TIMEOUT_MS)
         self._consumer.start()
-        self._consumer_middleware = [m for m in self.broker.middleware if m not in before]
 
     def _stop_consumer(self) -> None:
         consumer, self._consumer = self._consumer, None
-        consumer.stop(timeout=2000)
-        # dramatiq leaves the stopped worker's middleware on the broker; the next consumer
-        # adds its own, so take this one off.
-        for middleware in self._consumer_middleware:
-            self.broker.middleware.remove(middleware)
-        self._consumer_middleware = []
+        consumer.stop(timeout=2.0)
 
     def check(self) -> None:
         """Raise ServiceUnavailableError if the broker cannot be reached (in-process: never)."""
@@ -148,7 +134,8 @@ class RedisMessaging(Messaging):
         super()._start_consumer()
 
     def _stop_consumer(self) -> None:
-        self.broker.doorbell.stop()  # its waiting consumers return and see their stop soon
+        self._consumer.request_stop()
+        self.broker.doorbell.stop()  # its waiting consumer returns and sees its stop
         super()._stop_consumer()
 
     def _unreachable(self, exc: Exception) -> RedisUnavailable:

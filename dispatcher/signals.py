@@ -17,14 +17,13 @@ from typing import Callable
 
 import orjson
 
+from dispatcher.pubsub_listener import PubSubListener
+
 log = logging.getLogger(__name__)
 
 WAKE = "wake"  # items: model group names
 FINISHED = "finished"  # items: batch ids
 CHANNELS = (WAKE, FINISHED)
-# How often the listener thread checks whether it should stop (seconds).
-LISTEN_TICK_S = 0.5
-RECONNECT_PAUSE_S = 1.0
 
 Subscriber = Callable[[list[str]], None]
 
@@ -85,7 +84,7 @@ class RedisSignals(Signals):
         self._names = {channel: f"{namespace}:signal:{channel}" for channel in CHANNELS}
         self._channels = {name: channel for channel, name in self._names.items()}
         self._stop = threading.Event()
-        self._listener: threading.Thread | None = None
+        self._listener: PubSubListener | None = None
 
     def publish(self, channel: str, items: list[str]) -> None:
         _check_channel(channel)
@@ -99,34 +98,17 @@ class RedisSignals(Signals):
     def _started(self) -> None:
         with self._lock:
             if self._listener is None and not self._stop.is_set():
-                self._listener = threading.Thread(target=self._listen, name="llmd-signals", daemon=True)
+                self._listener = PubSubListener(
+                    self._client, list(self._names.values()), self._on_message, name="llmd-signals"
+                )
                 self._listener.start()
 
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(*self._names.values())
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=LISTEN_TICK_S)
-                    if message is not None and message.get("type") == "message":
-                        self._on_message(message)
-            except (self._redis.RedisError, OSError) as exc:
-                log.debug("signal listener lost Redis (%s); reconnecting", exc)
-                self._stop.wait(RECONNECT_PAUSE_S)
-            finally:
-                try:
-                    pubsub.close()
-                except Exception:  # noqa: BLE001 - the connection may be gone already
-                    pass
-
-    def _on_message(self, message: dict) -> None:
-        name = message["channel"]
-        channel = self._channels.get(name.decode() if isinstance(name, bytes) else name)
+    def _on_message(self, name: str, data: bytes) -> None:
+        channel = self._channels.get(name)
         if channel is None:
             return
         try:
-            items = orjson.loads(message["data"])
+            items = orjson.loads(data)
         except orjson.JSONDecodeError:
             log.debug("ignored a malformed %s signal", channel)
             return
@@ -134,9 +116,10 @@ class RedisSignals(Signals):
 
     def close(self) -> None:
         self._stop.set()
-        listener, self._listener = self._listener, None
+        with self._lock:
+            listener, self._listener = self._listener, None
         if listener is not None:
-            listener.join(LISTEN_TICK_S * 4)
+            listener.stop()
         super().close()
         self._client.close()
 

@@ -27,6 +27,8 @@ from dramatiq.common import compute_backoff
 from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 
+from dispatcher.pubsub_listener import PubSubListener
+
 log = logging.getLogger(__name__)
 
 # An idle consumer's longest wait between fetches. Each fetch is also dramatiq's heartbeat
@@ -35,9 +37,6 @@ IDLE_FETCH_S = 10.0
 # Without the doorbell (not subscribed yet, or Redis lost), an idle consumer looks this often
 # (ms), as dramatiq's does with a worker_timeout of 100 ms.
 UNSUBSCRIBED_POLL_MS = 100
-# How often the doorbell's listener checks whether it should stop (it reads in between).
-LISTEN_TICK_S = 1.0
-RECONNECT_PAUSE_S = 1.0
 
 
 class Doorbell:
@@ -49,25 +48,25 @@ class Doorbell:
         self._rings: dict[str, int] = {}
         self._rung_all = 0  # rings for every queue (after each subscribe)
         self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._listener: PubSubListener | None = None
         self.listening = False  # subscribed: waits may be long
 
     def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._listen, name="llmd-doorbell", daemon=True)
-            self._thread.start()
+        if self._listener is None:
+            self._listener = PubSubListener(
+                self._client, [self.channel], self._heard, name="llmd-doorbell",
+                on_subscribed=self._subscribed, on_lost=self._lost,
+            )
+            self._listener.start()
 
     def stop(self) -> None:
         """Stop listening; waiters return now and wait only briefly from then on (a stopping
         consumer must notice its stop soon)."""
-        self._stop.set()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
         self.listening = False
         self._ring_all()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(LISTEN_TICK_S * 2)
 
     def rings(self, queue_name: str) -> int:
         return self._rings.get(queue_name, 0) + self._rung_all
@@ -90,29 +89,16 @@ class Doorbell:
             self._rung_all += 1
             self._changed.notify_all()
 
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(self.channel)
-                pubsub.get_message(timeout=LISTEN_TICK_S)  # the subscribe confirmation
-                self.listening = True
-                self._ring_all()
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=LISTEN_TICK_S)
-                    if message is not None and message.get("type") == "message":
-                        self._ring(message["data"].decode())
-            except (redis.RedisError, OSError) as exc:
-                log.debug("wake doorbell lost Redis (%s); reconnecting", exc)
-                self.listening = False
-                self._ring_all()  # long waits end: consumers poll until it is back
-                self._stop.wait(RECONNECT_PAUSE_S)
-            finally:
-                self.listening = False
-                try:
-                    pubsub.close()
-                except Exception:  # noqa: BLE001 - the connection may be gone already
-                    pass
+    def _heard(self, _channel: str, queue_name: bytes) -> None:
+        self._ring(queue_name.decode())
+
+    def _subscribed(self) -> None:
+        self.listening = True
+        self._ring_all()
+
+    def _lost(self) -> None:
+        self.listening = False
+        self._ring_all()  # long waits end: consumers poll until it is back
 
 
 class DoorbellRedisBroker(RedisBroker):

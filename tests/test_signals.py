@@ -70,3 +70,23 @@ def test_publishing_without_redis_loses_the_signal_quietly():
         signals.publish(WAKE, ["chat"])  # no exception: polling covers a lost signal
     finally:
         signals.close()
+
+
+def test_an_idle_listener_sleeps_on_its_socket_and_stops_at_once(redis_server, redis_namespace):
+    signals = RedisSignals(redis_server, redis_namespace)
+    inbox = Inbox()
+    signals.subscribe(WAKE, inbox)
+    listener = [t for t in threading.enumerate() if t.name == "llmd-signals"][-1]
+    time.sleep(0.5)  # subscribed and idle
+    woke = _voluntary_switches(listener.native_id)
+    time.sleep(2.0)
+    # It waited on its socket: it did not wake to look for a stop (it did 4 times a second).
+    assert _voluntary_switches(listener.native_id) - woke <= 1
+    started = time.monotonic()
+    signals.close()  # a message on its own stop channel ends the wait
+    assert time.monotonic() - started < 1.0 and not listener.is_alive()
+
+
+def _voluntary_switches(thread_id: int) -> int:
+    status = open(f"/proc/self/task/{thread_id}/status").read()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])

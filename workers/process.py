@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         "worker %s serving %s with %d calls in flight at most",
         node.worker_id, ", ".join(node.engine.groups), node.engine.concurrency,
     )
-    while not node.wait(timeout=0.5):
+    # A signal interrupts the wait (its handler asks the engine to stop, which ends the
+    # wait): the timeout is only a backstop, long so that an idle worker's main thread sleeps.
+    while not node.wait(timeout=5.0):
         pass
     node.close()
     stats = node.engine.stats

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -22,6 +23,9 @@ log = logging.getLogger("workers.supervisor")
 
 RESTART_BACKOFF_MAX_S = 30.0
 EXTRA_STOP_WAIT_S = 15.0
+# The loop sleeps until a signal comes (a child's exit, a stop) or a restart is due, and at
+# most this long: an idle supervisor wakes seldom (each wake-up costs CPU on a parked host).
+LONGEST_PAUSE_S = 5.0
 
 
 @dataclass
@@ -94,12 +98,15 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # a child's exit wakes the loop
+        wakeups = self._wakeup_pipe()
         for slot in range(self.processes):
             self._spawn(slot)
         restart_at: dict[int, float] = {}
         stop_deadline = None
         while True:
-            time.sleep(0.2)
+            due = [*restart_at.values(), *([stop_deadline] if stop_deadline is not None else [])]
+            self._pause(wakeups, min([LONGEST_PAUSE_S, *(when - time.monotonic() for when in due)]))
             if self.stopping and stop_deadline is None:
                 stop_deadline = time.monotonic() + self.shutdown_grace + EXTRA_STOP_WAIT_S
                 log.info("stopping: calls in flight get up to %gs to finish; a second Ctrl-C abandons them",
@@ -135,6 +142,25 @@ class Supervisor:
                     child.process.wait()
                     self._hand_back(child)
                 return 1
+
+    @staticmethod
+    def _wakeup_pipe() -> int:
+        """A pipe the interpreter writes a byte to on every signal; returns its read end."""
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end)
+        return read_end
+
+    @staticmethod
+    def _pause(wakeups: int, seconds: float) -> None:
+        """Until a signal came or ``seconds`` passed (a signal already pending ends it at once)."""
+        if select.select([wakeups], [], [], max(0.0, seconds))[0]:
+            try:
+                while os.read(wakeups, 512):
+                    pass
+            except BlockingIOError:
+                pass
 
     def _hand_back(self, child: Child) -> None:
         """Requeue the jobs a dead child was running (records their attempts as abandoned)."""

@@ -95,6 +95,11 @@ class ClaimLoop:
         """No job claimed and no group hinted: nothing to do until work arrives."""
         return self.free == self.concurrency and not self._hot
 
+    @property
+    def reconcile_due(self) -> bool:
+        """A claim failed: SQL may say this worker runs jobs it never started."""
+        return self._reconcile_due
+
     def hint_all(self) -> None:
         """The idle poll: a lost wake message only delays work."""
         if self.free > 0:

@@ -78,6 +78,8 @@ class JobRunner:
         started = time.monotonic()
         provider = self._providers.get(deployment.id)
         call = provider.complete if job.endpoint is None else provider.embed  # None: chat
+        if self._stalls is not None:
+            self._stalls.call_started()
         try:
             completion = await call(request_body(job.body, deployment), deployment.timeout)
         except pe.ProviderError as error:
@@ -88,6 +90,9 @@ class JobRunner:
             outcome = self._failure(job, deployment, error, started_wall, latency_ms)
             outcome.provider_error = error
             return outcome
+        finally:
+            if self._stalls is not None:
+                self._stalls.call_ended()
         latency_ms = (time.monotonic() - started) * 1000
         outcome = self._success(job, deployment, completion, started_wall, latency_ms)
         outcome.completion = completion

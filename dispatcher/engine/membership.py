@@ -13,7 +13,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -81,6 +81,7 @@ class Membership:
         self._on_requeued = on_requeued  # groups with jobs queued again: wake their workers
         self.lease = Lease(settings.dead_after)
         self._renewing: asyncio.Future | None = None
+        self.others_dead = False  # a heartbeat saw another worker silent for dead_after
 
     @property
     def housekeeping_interval(self) -> float:
@@ -95,25 +96,34 @@ class Membership:
         self._clock.learn(reading)
         self.lease.confirm(sent)
 
-    async def renew_lease(self) -> None:
-        """Heartbeat now; concurrent callers share one heartbeat."""
+    async def renew_lease(self, look_in: Sequence[str] = ()) -> list[str] | None:
+        """Heartbeat now; concurrent callers share one heartbeat. With ``look_in``, the same
+        transaction finds which of those groups have jobs ready; None when this call joined
+        a heartbeat already under way (which may not have looked) or the lease was lost."""
         if self._renewing is None or self._renewing.done():
-            self._renewing = asyncio.ensure_future(self._heartbeat())
+            self._renewing = asyncio.ensure_future(self._heartbeat(list(look_in)))
+            return await asyncio.shield(self._renewing)
         await asyncio.shield(self._renewing)
+        return None
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, look_in: list[str]) -> list[str] | None:
         sent = time.monotonic()
-        reading = await self._db.write(worker_sql.heartbeat, worker_id=self.worker_id)
-        if reading is not None:
-            self._clock.learn(reading)
+        beat = await self._db.write(
+            worker_sql.beat, worker_id=self.worker_id, dead_after=self._settings.dead_after,
+            look_in=look_in, now=self._clock.now(),
+        )
+        if beat.reading is not None:
+            self._clock.learn(beat.reading)
             self.lease.confirm(sent)
-            return
+            self.others_dead = self.others_dead or beat.others_dead
+            return beat.ready
         log.warning(
             "this worker was declared dead by another one (its jobs were handed over; the calls "
             "not sent yet are dropped); registering again"
         )
         self.lease.lost()
         await self.register()
+        return None
 
     def may_send(self, epoch: int) -> bool:
         """Without waiting: does the lease under which jobs of ``epoch`` were claimed hold?"""
@@ -133,6 +143,7 @@ class Membership:
     async def take_over_dead_workers(self) -> None:
         if not self.lease.may_reap():
             return  # this worker's own heartbeat is not steady: it cannot judge others'
+        self.others_dead = False
         taken = await self._db.write(
             take_over_dead_workers, dead_after=self._settings.dead_after, now=self._clock.now(),
             reason="worker {worker_id} stopped sending heartbeats",

@@ -9,6 +9,8 @@ to jobs are on it too (see clock.py).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -16,7 +18,7 @@ from sqlalchemy.engine import Connection, Row
 from dispatcher.store.clock import ClockReading
 from dispatcher.store.database import database_now
 from dispatcher.store.handback import Released, release_worker_jobs
-from dispatcher.store.tables import workers
+from dispatcher.store.tables import JobStatus, jobs, workers
 
 
 def register_worker(
@@ -50,6 +52,41 @@ def heartbeat(connection: Connection, worker_id: str) -> ClockReading | None:
         .where(workers.c.id == worker_id, workers.c.stopped_at.is_(None))
         .values(heartbeat_at=database_now(connection)),
     )
+
+
+@dataclass
+class Beat:
+    reading: ClockReading | None  # None: this worker had been declared dead (and reaped)
+    others_dead: bool  # another worker is silent for dead_after: time to take over
+    ready: list[str]  # the groups looked in that have jobs ready to claim
+
+
+def beat(
+    connection: Connection, worker_id: str, *, dead_after: float, look_in: Sequence[str] = (), now: float = 0.0
+) -> Beat:
+    """The heartbeat, whether another worker is dead, and which of ``look_in`` have jobs ready
+    (at ``now``, the database's clock): one statement, so the looks a worker makes every
+    heartbeat cost no round trip of their own (an idle worker's poll rides on it)."""
+    others_dead = sa.exists().where(
+        workers.c.stopped_at.is_(None),
+        workers.c.heartbeat_at < database_now(connection) - dead_after,
+        workers.c.id != worker_id,
+    )
+    ready = [
+        sa.exists().where(jobs.c.status == JobStatus.QUEUED, jobs.c.model_group == group, jobs.c.not_before <= now)
+        for group in look_in
+    ]
+    before = time.time()
+    row = connection.execute(
+        workers.update()
+        .where(workers.c.id == worker_id, workers.c.stopped_at.is_(None))
+        .values(heartbeat_at=database_now(connection))
+        .returning(workers.c.heartbeat_at, others_dead, *ready)
+    ).first()
+    if row is None:
+        return Beat(None, False, [])
+    reading = ClockReading(float(row[0]), before, time.time())
+    return Beat(reading, bool(row[1]), [group for group, found in zip(look_in, row[2:]) if found])
 
 
 def _timed(connection: Connection, statement) -> ClockReading | None:

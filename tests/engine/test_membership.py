@@ -57,7 +57,11 @@ def test_a_silent_worker_is_taken_over_and_learns_it_when_it_wakes(database, db)
         while time.monotonic() < deadline:
             await steady.renew_lease()
             await asyncio.sleep(SETTINGS.heartbeat_interval)
+        assert steady.others_dead  # its heartbeat saw the silent one: time to take over
         await steady.take_over_dead_workers()
+        assert not steady.others_dead
+        await steady.renew_lease()
+        assert not steady.others_dead  # the silent one is declared dead: not seen again
         held_after_wake = await silent.holds_lease(epoch)
         return held_after_wake, silent.lease.epoch
 
@@ -70,6 +74,24 @@ def test_a_silent_worker_is_taken_over_and_learns_it_when_it_wakes(database, db)
     # The silent worker's old claims are not its own any more; it registered again.
     assert held_after_wake is False and new_epoch == 1
     assert row.stopped_at is None
+
+
+def test_an_idle_workers_poll_rides_on_its_heartbeat(database, db):
+    requeued: list[set[str]] = []
+    idle = member(db, "idle", requeued)
+
+    async def scenario():
+        await idle.register()
+        before = await idle.renew_lease(look_in=["chat", "embed"])
+        claim_one(database, "elsewhere")  # a running job is not a ready one
+        running = await idle.renew_lease(look_in=["chat"])
+        with database.write() as connection:
+            connection.execute(jobs.update().values(status=JobStatus.QUEUED, worker_id=None))
+        ready = await idle.renew_lease(look_in=["chat", "embed"])
+        not_asked = await idle.renew_lease()
+        return before, running, ready, not_asked
+
+    assert asyncio.run(scenario()) == ([], [], ["chat"], [])
 
 
 def test_a_worker_whose_own_heartbeat_is_not_steady_takes_over_nobody(database, db):

@@ -39,7 +39,7 @@ async def call_through_a_stall(config) -> object:
         providers=providers, retry_policy=RetryPolicy(config.router_settings, config.dispatcher_settings),
         fallback_policy=FallbackPolicy(config.router_settings), worker_id="w", stalls=stalls,
     )
-    await asyncio.sleep(0.3)  # the watch has ticked
+    await asyncio.sleep(0.3)  # the watch runs (parked until the call starts)
     asyncio.get_running_loop().call_later(0.05, time.sleep, 2.0)  # the process "stops" for 2 s
     try:
         return await runner.run(claimed_job(), deployments.by_group["chat"][0])
@@ -61,3 +61,28 @@ def test_a_call_that_spanned_a_stall_is_requeued_not_counted_as_a_timeout(
     assert outcome.provider_error is None
     assert outcome.status == JobStatus.QUEUED and outcome.retries == 0
     assert outcome.attempt.error_class == "WorkerStalled"
+
+
+def test_an_idle_watch_does_not_tick_and_idle_time_is_no_stall():
+    async def scenario():
+        stalls = StallWatch()
+        watch = asyncio.create_task(stalls.run())
+        try:
+            await asyncio.sleep(0.05)
+            parked_tick = stalls._last_tick
+            time.sleep(1.6)  # blocked while idle: longer than TICK_S + threshold_s
+            await asyncio.sleep(0.3)
+            assert stalls._last_tick == parked_tick  # no call in flight: no wake-ups
+            stalls.call_started()
+            began = time.monotonic()
+            await asyncio.sleep(0.6)  # ticks again
+            assert stalls._last_tick > began
+            assert not stalls.stalled_between(began, time.monotonic())
+            time.sleep(1.6)  # blocked while the call is in flight: a stall
+            ended = time.monotonic()
+            assert stalls.stalled_between(began, ended)
+            stalls.call_ended()
+        finally:
+            watch.cancel()
+
+    asyncio.run(scenario())
