@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from dispatcher.scheduling import fair
 from dispatcher.scheduling.order import CLAIM_ORDER, start_order
+from dispatcher.store.finish_many import finish_jobs_postgres
 from dispatcher.store.tables import JobStatus, jobs
 
 INSERT_CHUNK = 2000
@@ -411,8 +412,11 @@ _REQUEUE = (
 
 
 def finish_jobs(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Write final results; rows carry ``b_``-prefixed values (see ``_FINISH``)."""
-    if rows:
+    """Write final results; rows carry ``b_``-prefixed values (see ``_FINISH``). On
+    PostgreSQL many rows go as one statement of arrays (finish_many.py)."""
+    if len(rows) > 1 and connection.dialect.name == "postgresql":
+        finish_jobs_postgres(connection, rows)
+    elif rows:
         connection.execute(_FINISH, rows)
 
 
