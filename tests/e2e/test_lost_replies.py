@@ -20,7 +20,9 @@ from tests.helpers.fault_proxy import FaultProxy
 pytestmark = pytest.mark.slow
 
 CLAIM = b"FOR UPDATE SKIP LOCKED"  # in the claim statement's text (and no other statement's)
-RESULTS = b"call_outcome="  # in every final result write (store/jobs.py _FINISH)
+# In every final result write (store/jobs.py _FINISH, store/finish_many.py), and in no other
+# statement a worker sends (the usage reports that read it run in the CLI, not through the proxy).
+RESULTS = b"call_outcome"
 
 
 @pytest.fixture
