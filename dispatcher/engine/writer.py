@@ -61,7 +61,8 @@ def write_outcomes(database: Database, outcomes: list[Outcome], now: float | Non
         )
         # A success written under its claim (now, or by an earlier try of this write) holds its
         # call on the job row; every other call is an attempts row.
-        on_job_row = {o.job.id for o in outcomes if o.holds_call and o.job.id in valid | written}
+        recorded = valid | written
+        on_job_row = {o.job.id for o in outcomes if o.holds_call and o.job.id in recorded}
         new_attempts = record_attempts(connection, [
             o.attempt.row(o.job) for o in outcomes
             if o.attempt is not None and o.job.id not in on_job_row
@@ -73,7 +74,7 @@ def write_outcomes(database: Database, outcomes: list[Outcome], now: float | Non
         batch_sql.finish_if_done(
             connection, {o.job.batch_id for o in outcomes if o.is_final}, now
         )
-    return valid | written
+    return recorded
 
 
 def _batch_deltas(

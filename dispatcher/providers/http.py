@@ -58,6 +58,18 @@ class EndpointPool:
     async def send(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
         """Send the request; returns status, headers and the whole body. Raises httpx errors,
         or SendWithdrawn (nothing sent) when the caller's send permit no longer holds."""
+        url = request.url
+        return await self.send_parts(
+            request.method.encode(),
+            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            request.headers.raw, request.stream, request.extensions,
+        )
+
+    async def send_parts(
+        self, method: bytes, url: httpcore.URL, headers: list[tuple[bytes, bytes]], content, extensions: dict,
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """``send`` without an ``httpx.Request`` for the hot path: ``headers`` complete (Host
+        and Content-Length included), ``url`` built once per deployment."""
         check_send_permit()  # no await between this and the transport taking the request
         took_free_connection = bool(self._free)
         if took_free_connection:
@@ -65,14 +77,7 @@ class EndpointPool:
         else:  # more callers than connections: queue inside a lane, spread round-robin
             lane = self._overflow % len(self._lanes)
             self._overflow += 1
-        url = request.url
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
+        core_request = httpcore.Request(method, url, headers=headers, content=content, extensions=extensions)
         try:
             with map_httpcore_exceptions():
                 response = await self._lanes[lane].handle_async_request(core_request)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
+import httpcore
 import httpx
 import orjson
 
@@ -60,6 +61,8 @@ class OpenAICompatibleProvider:
         self._url = httpx.URL(url if url is not None else base + CHAT_COMPLETIONS_PATH)
         self._embeddings_url = httpx.URL(embeddings_url if embeddings_url is not None else base + EMBEDDINGS_PATH)
         self._host_header = self._url.netloc
+        url = self._url  # the chat call's address as httpcore takes it, built once
+        self._core_url = httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path)
         self._auth_header = auth_header
         self._map_error = map_error
 
@@ -83,18 +86,16 @@ class OpenAICompatibleProvider:
         return headers
 
     async def complete(self, body: bytes, timeout: float) -> Completion:
-        # The chat call inlines what ``_post`` does: it is the hot path, measured per job.
+        # The chat call inlines what ``_post`` does, without an httpx.Request (its URL and
+        # header handling is done once here, or not needed): the hot path, measured per job.
         headers = self._headers()
-        request = httpx.Request(
-            "POST",
-            self._url,
-            headers=headers,
-            content=body,
-            extensions={"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}},
-        )
+        headers.append((b"Content-Length", str(len(body)).encode()))
+        extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
         with map_transport_errors(self.deployment.api_base or "", timeout):
             async with asyncio.timeout(timeout):
-                status, response_headers, data = await self._pool.send(request)
+                status, response_headers, data = await self._pool.send_parts(
+                    b"POST", self._core_url, headers, body, extensions
+                )
         if status >= 300:
             raise self._map_error(status, response_headers, data)
         return _parse_completion(status, response_headers, data)
