@@ -33,6 +33,16 @@ def shared_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def core_url(url: httpx.URL) -> httpcore.URL:
+    """``url`` as httpcore takes it (callers on the hot path build it once)."""
+    return httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path)
+
+
+def timeouts(seconds: float) -> dict:
+    """The request extensions that give every phase of a call ``seconds``."""
+    return {"timeout": {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}}
+
+
 class EndpointPool:
     """Small connection pools to one origin; each request takes a lane with room."""
 
@@ -58,11 +68,8 @@ class EndpointPool:
     async def send(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
         """Send the request; returns status, headers and the whole body. Raises httpx errors,
         or SendWithdrawn (nothing sent) when the caller's send permit no longer holds."""
-        url = request.url
         return await self.send_parts(
-            request.method.encode(),
-            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
-            request.headers.raw, request.stream, request.extensions,
+            request.method.encode(), core_url(request.url), request.headers.raw, request.stream, request.extensions,
         )
 
     async def send_parts(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-import httpcore
 import httpx
 import orjson
 
@@ -23,7 +22,7 @@ from dispatcher.config.secrets import MissingSecretError, scrub_secrets
 from dispatcher.deployments import Deployment
 from dispatcher.providers import errors as pe
 from dispatcher.providers.base import Completion, Usage
-from dispatcher.providers.http import EndpointPool
+from dispatcher.providers.http import EndpointPool, core_url, timeouts
 from dispatcher.providers.openai.errors import error_from_response, map_transport_errors
 from dispatcher.providers.openai.headers import rate_limit_info
 
@@ -61,8 +60,7 @@ class OpenAICompatibleProvider:
         self._url = httpx.URL(url if url is not None else base + CHAT_COMPLETIONS_PATH)
         self._embeddings_url = httpx.URL(embeddings_url if embeddings_url is not None else base + EMBEDDINGS_PATH)
         self._host_header = self._url.netloc
-        url = self._url  # the chat call's address as httpcore takes it, built once
-        self._core_url = httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path)
+        self._core_url = core_url(self._url)  # the chat call's address, built once
         self._auth_header = auth_header
         self._map_error = map_error
 
@@ -90,11 +88,10 @@ class OpenAICompatibleProvider:
         # header handling is done once here, or not needed): the hot path, measured per job.
         headers = self._headers()
         headers.append((b"Content-Length", str(len(body)).encode()))
-        extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
         with map_transport_errors(self.deployment.api_base or "", timeout):
             async with asyncio.timeout(timeout):
                 status, response_headers, data = await self._pool.send_parts(
-                    b"POST", self._core_url, headers, body, extensions
+                    b"POST", self._core_url, headers, body, timeouts(timeout)
                 )
         if status >= 300:
             raise self._map_error(status, response_headers, data)
@@ -110,7 +107,7 @@ class OpenAICompatibleProvider:
     async def _post(self, url: httpx.URL, body: bytes, timeout: float) -> tuple[int, httpx.Headers, bytes]:
         request = httpx.Request(
             "POST", url, headers=self._headers(), content=body,
-            extensions={"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}},
+            extensions=timeouts(timeout),
         )
         with map_transport_errors(self.deployment.api_base or "", timeout):
             async with asyncio.timeout(timeout):
