@@ -7,8 +7,9 @@ connection pool per "lane" and hands each request the first lane with a free con
 
 The lanes are httpcore pools used directly, not through httpx's transport (which wraps each
 response in an ``httpx.Response`` and its stream in an exception-mapping iterator), and their
-connections run on plain asyncio (``asyncio_network.py``), not anyio. Callers still build an
-``httpx.Request`` and get httpx's errors and ``httpx.Headers``.
+connections run on plain asyncio (``asyncio_network.py``), not anyio. Callers build an
+``httpx.Request`` (or, on the chat hot path, hand over its parts: ``send_parts``) and get
+httpx's errors and ``httpx.Headers``.
 """
 
 from __future__ import annotations
