@@ -138,7 +138,7 @@ class Engine:
             asyncio.create_task(self._every(worker.heartbeat_interval, self._heartbeat)),
             asyncio.create_task(self._stalls.run()),
             asyncio.create_task(self._every(worker.poll_interval, self._poll, idle_seconds=(
-                2 * worker.poll_interval if worker.heartbeat_interval <= worker.poll_interval else None))),
+                2 * worker.poll_interval if self._heartbeat_polls else None))),
             asyncio.create_task(self._every(self._membership.housekeeping_interval, self._housekeeping)),
             asyncio.create_task(self._every(STATS_SYNC_INTERVAL_S, self._sync_routing_stats_when_due,
                                             idle_seconds=IDLE_STATS_SYNC_S)),
@@ -235,6 +235,11 @@ class Engine:
         if self._claims is not None:
             self._claims.hint(group)
 
+    @property
+    def _heartbeat_polls(self) -> bool:
+        """An idle worker's heartbeat does its poll: it beats at least as often as it polls."""
+        return self._settings.worker.heartbeat_interval <= self._settings.worker.poll_interval
+
     async def _heartbeat(self) -> None:
         """The heartbeat; it also sees whether another worker is dead (then takes its jobs
         over). An idle worker's also does the idle poll when it beats at least as often as
@@ -242,7 +247,7 @@ class Engine:
         worker = self._settings.worker
         look = (
             self._claims.idle
-            and worker.heartbeat_interval <= worker.poll_interval
+            and self._heartbeat_polls
             and time.monotonic() - self._looked_at >= worker.poll_interval - worker.heartbeat_interval / 2
         )
         ready = await self._membership.renew_lease(look_in=self.groups if look else ())
@@ -261,9 +266,8 @@ class Engine:
         if not self._claims.idle:
             self._claims.hint_all()
             return
-        if worker.heartbeat_interval <= worker.poll_interval:
-            if time.monotonic() - self._looked_at < 2 * worker.poll_interval:
-                return
+        if self._heartbeat_polls and time.monotonic() - self._looked_at < 2 * worker.poll_interval:
+            return
         self._looked_at = time.monotonic()
         for group in await self._db.read(job_sql.ready_groups, groups=self.groups, now=self.clock.now()):
             self._hint_local(group)

@@ -238,22 +238,20 @@ def _within_cost_caps(connection: Connection, claimed: list[ClaimedJob]) -> list
     return kept
 
 
+def ready_in(group: str, now: float) -> sa.Exists:
+    """SQL: does ``group`` have a job ready to claim at ``now`` (the ready-jobs index answers)?"""
+    return sa.exists().where(
+        jobs.c.status == JobStatus.QUEUED, jobs.c.model_group == group, jobs.c.not_before <= now
+    )
+
+
 def ready_groups(connection: Connection, groups: Iterable[str], now: float) -> list[str]:
     """The groups among ``groups`` that have at least one job ready to claim."""
-    found = []
-    for group in groups:
-        exists = connection.execute(
-            sa.select(jobs.c.id)
-            .where(
-                jobs.c.status == JobStatus.QUEUED,
-                jobs.c.model_group == group,
-                jobs.c.not_before <= now,
-            )
-            .limit(1)
-        ).first()
-        if exists:
-            found.append(group)
-    return found
+    groups = list(groups)
+    if not groups:
+        return []
+    found = connection.execute(sa.select(*(ready_in(group, now) for group in groups))).one()
+    return [group for group, ready in zip(groups, found) if ready]
 
 
 def expire_due_jobs(connection: Connection, now: float) -> dict[str, int]:

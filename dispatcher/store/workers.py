@@ -18,7 +18,8 @@ from sqlalchemy.engine import Connection, Row
 from dispatcher.store.clock import ClockReading
 from dispatcher.store.database import database_now
 from dispatcher.store.handback import Released, release_worker_jobs
-from dispatcher.store.tables import JobStatus, jobs, workers
+from dispatcher.store.jobs import ready_in
+from dispatcher.store.tables import workers
 
 
 def register_worker(
@@ -44,16 +45,6 @@ def register_worker(
     return reading or _timed(connection, workers.insert().values(id=worker_id, **values))
 
 
-def heartbeat(connection: Connection, worker_id: str) -> ClockReading | None:
-    """Refresh the heartbeat; None when this worker had been declared dead (and reaped)."""
-    return _timed(
-        connection,
-        workers.update()
-        .where(workers.c.id == worker_id, workers.c.stopped_at.is_(None))
-        .values(heartbeat_at=database_now(connection)),
-    )
-
-
 @dataclass
 class Beat:
     reading: ClockReading | None  # None: this worker had been declared dead (and reaped)
@@ -72,10 +63,7 @@ def beat(
         workers.c.heartbeat_at < database_now(connection) - dead_after,
         workers.c.id != worker_id,
     )
-    ready = [
-        sa.exists().where(jobs.c.status == JobStatus.QUEUED, jobs.c.model_group == group, jobs.c.not_before <= now)
-        for group in look_in
-    ]
+    ready = [ready_in(group, now) for group in look_in]
     before = time.time()
     row = connection.execute(
         workers.update()

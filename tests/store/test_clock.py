@@ -15,7 +15,7 @@ def test_heartbeats_read_the_database_clock_within_their_round_trip(database_url
         registered = worker_sql.register_worker(
             connection, worker_id="w", hostname="h", pid=1, concurrency=1, groups=["chat"]
         )
-        beat = worker_sql.heartbeat(connection, "w")
+        beat = worker_sql.beat(connection, "w", dead_after=15).reading
         direct = read_database_clock(connection)
     # Same machine: the database's clock is ours, so each reading's offset is near zero.
     for reading in (registered, beat, direct):
@@ -23,7 +23,7 @@ def test_heartbeats_read_the_database_clock_within_their_round_trip(database_url
         assert abs(reading.offset) < 0.5 + reading.round_trip
     with database.write() as connection:
         worker_sql.reap_worker(connection, "w", time.time(), "test")
-        assert worker_sql.heartbeat(connection, "w") is None  # declared dead: no reading
+        assert worker_sql.beat(connection, "w", dead_after=15).reading is None  # declared dead: no reading
 
 
 def test_the_clock_keeps_the_offset_of_the_quickest_recent_round_trip():
